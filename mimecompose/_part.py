@@ -1,0 +1,552 @@
+"""The MIME part tree: :class:`Part` and :func:`initialize` (tcllib ``mime``
+style).
+
+A part is a leaf (its content comes from a string, bytes or a file) or a
+container (``multipart/*`` with child parts, ``message/rfc822`` with the one
+message it wraps). Parts built by the caller hold their content decoded and
+are encoded when serialised; parts read from a message hold the raw bytes
+and are decoded by :meth:`Part.getbody`.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import secrets
+from typing import IO, Iterable, Iterator
+
+from ._codecs import (decode_body, encode_rfc2231, encode_words, field_decode, mime_charset,
+                      python_codec, quote_value)
+from ._errors import Defect, MimeError
+from ._headers import Field, Headers, check_name, check_value
+
+__all__ = ["ParsedBuffer", "Part", "initialize"]
+
+ENCODINGS = ("7bit", "8bit", "binary", "quoted-printable", "base64")
+# tcllib refuses these in -header and setheader: they follow from the content.
+_RESERVED = {
+    "content-type": "use canonical= and params= instead of a Content-Type header",
+    "content-transfer-encoding": "use encoding= instead of a Content-Transfer-Encoding header",
+    "mime-version": "MIME-Version is written by the serialiser",
+    "content-md5": "Content-MD5 is not supported (RFC 1864 is obsolete)",
+}
+_BLOCK = 65536
+
+
+class _Source:
+    """Where a leaf's bytes come from: memory, a file path, or a slice of a
+    parsed buffer."""
+
+    __slots__ = ("data", "path", "buf", "start", "end")
+
+    def __init__(self, data=None, path=None, buf=None, start=0, end=0) -> None:
+        self.data = data
+        self.path = path
+        self.buf = buf
+        self.start = start
+        self.end = end
+
+    def size(self) -> int:
+        if self.data is not None:
+            return len(self.data)
+        if self.path is not None:
+            return os.path.getsize(self.path)
+        return self.end - self.start
+
+    def chunks(self, blocksize: int = _BLOCK) -> Iterator[bytes]:
+        if self.data is not None:
+            data = self.data
+            for i in range(0, len(data), blocksize * 16):
+                yield data[i:i + blocksize * 16]
+        elif self.path is not None:
+            with open(self.path, "rb") as fh:
+                while True:
+                    block = fh.read(blocksize)
+                    if not block:
+                        break
+                    yield block
+        else:
+            buf = self.buf.data()
+            for i in range(self.start, self.end, blocksize * 16):
+                yield buf[i:min(i + blocksize * 16, self.end)]
+
+    def read(self) -> bytes:
+        if self.data is not None:
+            return bytes(self.data)
+        if self.path is not None:
+            with open(self.path, "rb") as fh:
+                return fh.read()
+        return self.buf.data()[self.start:self.end]
+
+
+class ParsedBuffer:
+    """The bytes a tree was parsed from (memory or a memory-mapped file),
+    shared by every part of that tree."""
+
+    __slots__ = ("_data", "_file", "crlf")
+
+    def __init__(self, data, fileobj=None) -> None:
+        self._data = data
+        self._file = fileobj
+        # True when every line break is CRLF: raw slices can go out unchanged.
+        self.crlf = data.count(b"\n") == data.count(b"\r\n") and data.count(b"\r") == data.count(b"\r\n")
+
+    def data(self):
+        if self._data is None:
+            raise MimeError("the part was finalized; its content is no longer available")
+        return self._data
+
+    def close(self) -> None:
+        if isinstance(self._data, mmap.mmap):
+            self._data.close()
+        if self._file is not None:
+            self._file.close()
+        self._data = None
+        self._file = None
+
+
+class Part:
+    """One MIME part. Build one with :func:`initialize`.
+
+    Read it with :meth:`getheader`, :meth:`getproperty` and :meth:`getbody`;
+    change its header with :meth:`setheader`; write it with
+    :meth:`buildmessage`, :meth:`copymessage` or :meth:`iterbytes`.
+    ``defects`` lists what was wrong in a parsed part.
+    """
+
+    def __init__(self) -> None:
+        self._headers = Headers()
+        self._content = "text/plain"
+        self._params: dict[str, str] = {}
+        self._encoding: str | None = None
+        self._source: _Source | None = None
+        self._encoded = False      # True: _source holds transfer-encoded bytes (parsed)
+        self._parts: list[Part] = []
+        self._parsed: ParsedBuffer | None = None
+        self._raw: tuple[int, int] | None = None   # whole part in the parsed buffer
+        self._body_raw: tuple[int, int] | None = None
+        self._dirty = False
+        self._auto: str | None = None    # encoding chosen for a built leaf
+        self.preamble: bytes | None = None
+        self.epilogue: bytes | None = None
+        self.unixfrom: bytes | None = None
+        self.defects: list[Defect] = []
+        self._finalized = False
+
+    # ------------------------------------------------------------ reading
+
+    def _is_leaf(self) -> bool:
+        return self._source is not None or not (
+            self._content.startswith("multipart/") or self._content == "message/rfc822" and self._parts)
+
+    def getheader(self, name: str | None = None):
+        """Return every value of header ``name`` (RFC 2047 decoded), ``[]``
+        when there is none. Without ``name``: every ``(name, value)`` pair
+        in order. Content-Type and Content-Transfer-Encoding are included."""
+        fields = self._all_fields()
+        if name is None:
+            return [(f.name, field_decode(f.value)) for f in fields]
+        lname = name.lower()
+        return [field_decode(f.value) for f in fields if f.lname == lname]
+
+    def _all_fields(self) -> list[Field]:
+        if self._parsed is not None:
+            return self._headers.fields
+        return self._headers.fields + self._mime_fields()
+
+    def _mime_fields(self) -> list[Field]:
+        """Content-Type and Content-Transfer-Encoding of a built part."""
+        value = self._content
+        for name, pvalue in self._params.items():
+            if name == "name" and pvalue.isascii():
+                # the legacy name= is for readers that know neither RFC 2231
+                # continuations nor charsets: one quoted string, never split
+                value += "; name=" + quote_value(pvalue, True)
+                continue
+            for seg in encode_rfc2231(name, pvalue, quote=name == "boundary"):
+                value += "; " + seg
+        fields = [Field("Content-Type", value)]
+        cte = self._effective_encoding()
+        if cte != "7bit" or self._encoding == "7bit":
+            fields.append(Field("Content-Transfer-Encoding", cte))
+        return fields
+
+    def getproperty(self, name: str | None = None):
+        """Return tcllib's properties: ``content`` (type/subtype), ``encoding``
+        (the Content-Transfer-Encoding), ``params`` (dict), and ``size``
+        (octets of the decoded body) for a leaf or ``parts`` (list of Part)
+        for a container. With ``name``, that one; MimeError for an unknown
+        name, ``parts`` of a leaf, or ``size`` of a container."""
+        props = {"content": self._content, "encoding": self._effective_encoding(),
+                 "params": dict(self._params)}
+        if self._is_leaf():
+            props["size"] = None
+        else:
+            props["parts"] = list(self._parts)
+        if name is None:
+            if "size" in props:
+                props["size"] = self._size()
+            return props
+        if name == "size" and "size" in props:
+            return self._size()
+        if name not in props:
+            if name == "parts":
+                raise MimeError("MIME part is a leaf")
+            if name == "size":
+                raise MimeError("size is a property of leaf parts; this part has parts")
+            raise MimeError(f"unknown property {name!r}: content, encoding, params, parts, size")
+        return props[name]
+
+    def _size(self) -> int:
+        if self._source is None:
+            return 0
+        if not self._encoded:
+            return self._source.size()
+        return len(self.getbody())
+
+    def getbody(self, decode: bool = False):
+        """Return the content of a leaf as bytes, transfer encoding undone.
+
+        With ``decode=True`` a ``text/*`` body is returned as str, decoded
+        with its charset (undecodable bytes replaced). A ``message/rfc822``
+        part returns the bytes of the message it wraps. Raises MimeError for
+        a multipart.
+        """
+        self._check_alive()
+        if self._source is None:
+            if self._content == "message/rfc822" and self._parts:
+                return self._parts[0].buildmessage()
+            raise MimeError(f"{self._content} has parts, not a body: use getproperty('parts')")
+        data = self._source.read()
+        if self._encoded:
+            data, _problem = decode_body(data, self._encoding or "7bit")
+        if decode and self._content.startswith("text/"):
+            codec = python_codec(self._params.get("charset", "us-ascii")) or "utf-8"
+            if codec == "ascii":
+                codec = "utf-8"  # undeclared 8-bit text is nearly always UTF-8 today
+            return data.decode(codec, "replace")
+        return data
+
+    # ------------------------------------------------------------ changing
+
+    def setheader(self, name: str, value: str = "", mode: str = "write") -> list[str]:
+        """Set header ``name``; returns its previous values.
+
+        ``mode="write"`` replaces every value by ``value``; ``"append"`` adds
+        one more; ``"delete"`` removes them all. Raises HeaderInjectionError
+        for CR, LF or NUL and MimeError for Content-Type,
+        Content-Transfer-Encoding and MIME-Version (they follow from the
+        content) or an unknown mode.
+        """
+        self._check_alive()
+        check_name(name)
+        lname = name.lower()
+        if lname in _RESERVED:
+            raise MimeError(f"header {name} may not be set: {_RESERVED[lname]}")
+        previous = self.getheader(name)
+        if mode == "write":
+            self._headers.set(name, value)
+        elif mode == "append":
+            self._headers.add(name, value)
+        elif mode == "delete":
+            self._headers.remove(name)
+        else:
+            raise MimeError(f"unknown mode {mode!r}: write, append or delete")
+        self._dirty = True
+        return previous
+
+    # ------------------------------------------------------------ writing
+
+    def iterbytes(self) -> Iterator[bytes]:
+        """Yield the message in CRLF form as a stream of byte chunks.
+
+        Memory stays bounded whatever the size of file-based bodies.
+        """
+        from ._serialize import iter_part
+        self._check_alive()
+        return iter_part(self, root=True)
+
+    def buildmessage(self) -> bytes:
+        """Return the whole message (headers and body) as CRLF bytes."""
+        return b"".join(self.iterbytes())
+
+    def copymessage(self, fileobj: IO[bytes]) -> int:
+        """Write the message to a binary file object in bounded memory;
+        returns the number of bytes written."""
+        total = 0
+        for chunk in self.iterbytes():
+            fileobj.write(chunk)
+            total += len(chunk)
+        return total
+
+    def finalize(self) -> None:
+        """Release the file (or memory map) a parsed tree holds, for this
+        part and all parts below it. The part cannot be used afterwards."""
+        for part in self._parts:
+            part.finalize()
+        if self._parsed is not None:
+            self._parsed.close()
+        self._finalized = True
+
+    def __enter__(self) -> "Part":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.finalize()
+
+    def _check_alive(self) -> None:
+        if self._finalized:
+            raise MimeError("the part was finalized")
+
+    def __repr__(self) -> str:
+        if self._is_leaf():
+            return f"<Part {self._content} leaf>"
+        return f"<Part {self._content} with {len(self._parts)} parts>"
+
+    # ------------------------------------------------------------ encodings
+
+    def _effective_encoding(self) -> str:
+        if self._encoding is not None:
+            return self._encoding
+        if self._source is None:
+            found = {p._effective_encoding() for p in self._parts}
+            if "binary" in found:
+                return "binary"
+            if "8bit" in found:
+                return "8bit"
+            return "7bit"
+        if self._parsed is not None:
+            return "7bit"
+        if self._auto is None:
+            self._auto = _choose_encoding(self)
+        return self._auto
+
+
+def _scan_content(chunks: Iterable[bytes]) -> tuple[bool, bool, int, bool, int, int]:
+    """Look through content once: (ascii, has NUL, longest line, has a bare
+    CR or LF, octets QP must escape, total octets)."""
+    ascii_ = True
+    nul = False
+    longest = 0
+    current = 0
+    bare = False
+    escapes = 0
+    total = 0
+    prev_cr = False
+    for block in chunks:
+        total += len(block)
+        if ascii_ and not block.isascii():
+            ascii_ = False
+        if not nul and b"\x00" in block:
+            nul = True
+        escapes += len(block) - len(block.translate(None, _QP_ESCAPED))
+        lines = block.split(b"\n")
+        if len(lines) == 1:
+            current += len(block)
+        else:
+            longest = max(longest, current + len(lines[0]), max(map(len, lines[1:-1]), default=0))
+            current = len(lines[-1])
+        if not bare:
+            crlf = block.count(b"\r\n") + (1 if prev_cr and block[:1] == b"\n" else 0)
+            if block.count(b"\n") != crlf or block.count(b"\r") - (1 if block.endswith(b"\r") else 0) \
+                    != block.count(b"\r\n"):
+                bare = True
+        prev_cr = block.endswith(b"\r")
+    if prev_cr:
+        bare = True
+    return ascii_, nul, max(longest, current), bare, escapes, total
+
+
+_QP_ESCAPED = bytes(range(128, 256)) + b"="
+
+
+def _choose_encoding(part: Part) -> str:
+    """Pick the Content-Transfer-Encoding of a built leaf (RFC 2045 section 6).
+
+    text/*: 7bit when ASCII with lines of at most 998 octets (RFC 5322
+    section 2.1.1), else the shorter of quoted-printable and base64. Other
+    types: 7bit only when the content would reach the reader unchanged
+    (ASCII, CRLF line breaks, short lines); else base64. Binary files are
+    not scanned: they go as base64.
+    """
+    src = part._source
+    is_text = part._content.startswith("text/")
+    if src.path is not None and not is_text:
+        return "base64"
+    ascii_, nul, longest, bare, escapes, total = _scan_content(src.chunks())
+    # line length is measured with the line break; 998 + CRLF = 1000
+    if is_text:
+        if ascii_ and not nul and longest <= 999:
+            return "7bit"
+        qp_size = total + 2 * escapes
+        return "quoted-printable" if qp_size <= total * 4 // 3 and not nul else "base64"
+    if ascii_ and not nul and not bare and longest <= 999:
+        return "7bit"
+    return "base64"
+
+
+def _new_boundary() -> str:
+    # "=_" cannot occur in base64 or quoted-printable text (RFC 2045 section 6.7:
+    # "=" is always followed by two hex digits or a line break), and 128 random
+    # bits make a collision with 7bit/8bit content vanishingly unlikely.
+    return "=_" + secrets.token_hex(16)
+
+
+def initialize(canonical: str | None = None, *, string: str | bytes | None = None,
+               file: str | os.PathLike | None = None, parts: Iterable[Part] | None = None,
+               params: dict[str, str] | None = None, encoding: str | None = None,
+               header: Iterable[tuple[str, str]] = (), disposition: str | None = None,
+               filename: str | None = None, strict: bool = False) -> Part:
+    """Create a MIME part (tcllib ``mime::initialize``).
+
+    With ``canonical`` (``"text/plain"``, ``"multipart/mixed"``...) a part is
+    built from exactly one of ``string`` (str or bytes), ``file`` (a path,
+    read only when the part is serialised) or ``parts`` (for ``multipart/*``
+    and ``message/rfc822``). Without ``canonical`` the ``string`` or ``file``
+    is parsed as a complete message; ``strict=True`` then raises ParseError
+    on the first defect instead of recording it.
+
+    ``params`` become Content-Type parameters (``charset`` defaults to UTF-8
+    for text). ``encoding`` forces a Content-Transfer-Encoding, else the
+    best one is chosen. ``header`` is a list of ``(name, value)`` pairs.
+    ``disposition`` (``"attachment"``/``"inline"``) and ``filename`` write
+    Content-Disposition (RFC 2231 for non-ASCII names) and the ``name``
+    parameter of Content-Type (RFC 2047, for old readers).
+
+    Raises MimeError (a ValueError) for every misuse: not exactly one
+    content source, ``parts`` with a leaf type, ``encoding`` with ``parts``,
+    Content-Type or Content-Transfer-Encoding in ``header``, an unknown
+    encoding or charset, text the charset cannot encode, content that the
+    forced encoding cannot carry; HeaderInjectionError for CR/LF/NUL.
+    """
+    sources = [s for s in (string, file, parts) if s is not None]
+    if len(sources) != 1:
+        raise MimeError("specify exactly one of file=, parts= or string=")
+    if canonical is None:
+        if parts is not None:
+            raise MimeError("parts= needs canonical= (multipart/... or message/rfc822)")
+        for arg, label in ((params, "params"), (encoding, "encoding"), (disposition, "disposition"),
+                           (filename, "filename")):
+            if arg:
+                raise MimeError(f"{label}= needs canonical=; without it the input is parsed")
+        from ._parse import parse_bytes, parse_file
+        part = parse_file(file, strict) if file is not None else parse_bytes(string, strict)
+        for name, value in header:
+            part.setheader(name, value, mode="append")
+        return part
+
+    content = canonical.strip().lower()
+    if content.count("/") != 1 or not all(content.split("/")):
+        raise MimeError(f"canonical must be type/subtype, not {canonical!r}")
+    check_name(content.replace("/", ""))
+    part = Part()
+    part._content = content
+    params = dict(params or {})
+    for pname, pvalue in params.items():
+        check_name(pname)
+        check_value(pname, pvalue)
+    if encoding is not None:
+        encoding = encoding.lower()
+        if encoding not in ENCODINGS:
+            raise MimeError(f"unknown encoding {encoding!r}: one of {', '.join(ENCODINGS)}")
+    container = content.startswith("multipart/") or content == "message/rfc822"
+
+    if parts is not None:
+        if not container:
+            raise MimeError(f"{canonical} and parts= do not mix: parts need multipart/* or message/rfc822")
+        if encoding is not None:
+            raise MimeError("encoding= and parts= do not mix")
+        children = list(parts)
+        if not all(isinstance(p, Part) for p in children):
+            raise MimeError("parts= takes Part objects")
+        if content == "message/rfc822" and len(children) != 1:
+            raise MimeError("message/rfc822 wraps exactly one message part")
+        part._parts = children
+        if content.startswith("multipart/"):
+            params.setdefault("boundary", _new_boundary())
+    elif content.startswith("multipart/"):
+        raise MimeError(f"{canonical} needs parts=")
+    elif content == "message/rfc822" and string is not None:
+        from ._parse import parse_bytes
+        part._parts = [parse_bytes(string, strict)]
+    elif string is not None:
+        part._source = _Source(data=_content_bytes(content, string, params))
+    else:
+        path = os.fspath(file)
+        if not os.path.isfile(path):
+            raise MimeError(f"file= {path!r} is not a readable file")
+        part._source = _Source(path=path)
+        if content.startswith("text/"):
+            params.setdefault("charset", "utf-8")
+
+    if filename is not None or disposition is not None:
+        if file is not None and filename is None:
+            filename = os.path.basename(os.fspath(file))
+        disposition = (disposition or "attachment").lower()
+        if disposition not in ("attachment", "inline"):
+            raise MimeError(f"disposition must be attachment or inline, not {disposition!r}")
+        value = disposition
+        if filename is not None:
+            check_value("filename", filename)
+            for seg in encode_rfc2231("filename", filename, quote=True):
+                value += "; " + seg
+            params.setdefault("name", filename if filename.isascii() else encode_words(filename))
+        part._headers.add("Content-Disposition", value)
+
+    part._params = params
+    for name, value in header:
+        check_name(name)
+        if name.lower() in _RESERVED:
+            raise MimeError(f"header {name} is not allowed in header=: {_RESERVED[name.lower()]}")
+        part._headers.add(name, value)
+
+    if encoding is not None:
+        _check_forced(part, encoding)
+        part._encoding = encoding
+    elif container:
+        part._encoding = None
+    return part
+
+
+def _content_bytes(content: str, string: str | bytes, params: dict[str, str]) -> bytes:
+    """Turn string= into the bytes to send, settling the charset of text."""
+    text = content.startswith("text/")
+    if isinstance(string, str):
+        if not text:
+            return string.encode("utf-8")
+        charset = params.setdefault("charset", "utf-8")
+        codec = python_codec(charset)
+        if codec is None:
+            raise MimeError(f"unknown charset {charset!r}")
+        mime_charset(charset)
+        try:
+            return string.encode(codec)
+        except UnicodeEncodeError as exc:
+            raise MimeError(f"the text cannot be encoded in {charset}: {exc.reason} at {exc.start}") from None
+    if isinstance(string, (bytes, bytearray, memoryview)):
+        data = bytes(string)
+        if text and "charset" not in params:
+            if data.isascii():
+                params["charset"] = "us-ascii"
+            else:
+                try:
+                    data.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise MimeError("text given as bytes that are not UTF-8 needs params={'charset': ...}") from None
+                params["charset"] = "utf-8"
+        return data
+    raise MimeError(f"string= takes str or bytes, not {type(string).__name__}")
+
+
+def _check_forced(part: Part, encoding: str) -> None:
+    """Refuse a forced encoding that cannot carry the content."""
+    if part._source is None or part._source.data is None or encoding not in ("7bit", "8bit"):
+        return
+    ascii_, nul, longest, _bare, _esc, _total = _scan_content([part._source.data])
+    if encoding == "7bit" and not ascii_:
+        raise MimeError("encoding 7bit cannot carry non-ASCII content: use quoted-printable or base64")
+    if nul:
+        raise MimeError(f"encoding {encoding} cannot carry NUL octets: use base64")
+    if longest > 999:
+        raise MimeError(f"encoding {encoding} cannot carry lines over 998 octets (RFC 5322 2.1.1)")
+
