@@ -248,7 +248,7 @@ def field_decode(text: str) -> str:
         codec = python_codec(charset)
         data = _word_bytes(method, payload) if codec else None
         if pending and gap.strip(" \t\r\n") == "" and data is not None:
-            if pending[0] == codec:
+            if pending[0] == codec and codec not in ("utf-16", "utf-32"):  # each word has a BOM
                 pending[1] += data
             else:
                 out.append(pending[1].decode(pending[0], "replace"))

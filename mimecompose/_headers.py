@@ -155,7 +155,7 @@ def _needs_encoding(word: str) -> bool:
     return (not word.isascii()) or "=?" in word or len(word) > 900 or bool(_CONTROL.search(word))
 
 
-def _unstructured_pieces(value: str) -> list[str]:
+def _unstructured_pieces(value: str, wordlength: int = 75) -> list[str]:
     """Split an unstructured value into foldable pieces, encoding as needed.
 
     Every piece but the first starts with the white space before it, which is
@@ -175,7 +175,7 @@ def _unstructured_pieces(value: str) -> list[str]:
             while j + 2 < len(tokens) and tokens[j + 2] and _needs_encoding(tokens[j + 2]):
                 j += 2
             run = "".join(tokens[i:j + 1])
-            words = encode_words(run).split(" ")
+            words = encode_words(run, wordlength).split(" ")
             pieces.append(ws + words[0])
             pieces.extend(" " + w for w in words[1:])
             i = j + 2
@@ -188,7 +188,7 @@ def _unstructured_pieces(value: str) -> list[str]:
 
 def _phrase(text: str) -> str:
     """A display name for output: encoded words when not ASCII."""
-    return encode_words(text) if _needs_encoding(text) else text
+    return encode_words(text, 66) if _needs_encoding(text) else text
 
 
 def _address_pieces(value: str) -> list[str] | None:
@@ -212,7 +212,8 @@ def _address_pieces(value: str) -> list[str] | None:
         i += 1
     pieces: list[str] = []
     for n, item in enumerate(items):
-        words = item.split(" ")
+        # fold between addresses; inside one only when it cannot fit a line
+        words = item.split(" ") if len(item) > _MAX_LINE - 8 else [item]
         if n < len(items) - 1:
             words[-1] += ","
         pieces.append((" " if n else "") + words[0])
@@ -261,7 +262,8 @@ def format_field(name: str, value: str) -> bytes:
         # already RFC 2231 / RFC 2047 encoded by the builder: fold only
         pieces = _param_pieces(value)
     if pieces is None:
-        pieces = _unstructured_pieces(value)
+        # the first encoded word must fit on the line after "Name: "
+        pieces = _unstructured_pieces(value, max(40, min(75, _MAX_LINE - 2 - len(name))))
     lines: list[str] = []
     line = name + ":"
     for n, piece in enumerate(pieces):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import re
 import secrets
 from typing import IO, Iterable, Iterator
 
@@ -31,6 +32,7 @@ _RESERVED = {
     "content-md5": "Content-MD5 is not supported (RFC 1864 is obsolete)",
 }
 _BLOCK = 65536
+_BARE_EOL = re.compile(rb"(?<!\r)\n|\r(?!\n)")
 
 
 class _Source:
@@ -89,7 +91,7 @@ class ParsedBuffer:
         self._data = data
         self._file = fileobj
         # True when every line break is CRLF: raw slices can go out unchanged.
-        self.crlf = data.count(b"\n") == data.count(b"\r\n") and data.count(b"\r") == data.count(b"\r\n")
+        self.crlf = _BARE_EOL.search(data) is None
 
     def data(self):
         if self._data is None:
