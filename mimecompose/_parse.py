@@ -25,6 +25,7 @@ from ._part import ParsedBuffer, Part, _Source
 __all__ = ["parse_bytes", "parse_file"]
 
 _MAX_DEPTH = 64
+_KNOWN_ENCODINGS = frozenset({"7bit", "8bit", "binary", "quoted-printable", "base64"})
 _BLANK_RE = re.compile(rb"\r?\n\r?\n")
 _EOL_RE = re.compile(rb"\r?\n")
 
@@ -135,6 +136,9 @@ def _parse(buf: ParsedBuffer, data, start: int, end: int, default: str, depth: i
     part._content = content
     part._params = params
     part._encoding = cte
+    if cte is not None and cte not in _KNOWN_ENCODINGS:
+        defects.append(Defect("unknown-transfer-encoding", f"Content-Transfer-Encoding {cte!r}; "
+                              "the body is given as it is"))
 
     # -- body
     if content.startswith("multipart/") and depth < _MAX_DEPTH:
@@ -162,36 +166,41 @@ def _split_multipart(part: Part, buf, data, start: int, end: int, boundary: str,
     """Find the parts of a multipart body; False if no delimiter is found."""
     esc = re.escape(boundary.encode("utf-8", "surrogateescape"))
     line_tail = rb"(--)?[ \t]*(?:\r?\n|\Z)"
-    at_start = re.compile(rb"--" + esc + line_tail).match(data, start, end)
+    at_line = re.compile(rb"--" + esc + line_tail)
     delim = re.compile(rb"\r?\n--" + esc + line_tail)
-    positions = []
-    closed = None
-    m = at_start
-    if m is None or m.group(1):
-        m = delim.search(data, start, end) if m is None else m
+    at_start = at_line.match(data, start, end)
+    positions: list[tuple[int, int]] = []   # (where a delimiter starts, where its part starts)
+    closed = None                            # (start, end) of the close delimiter
+    m = at_start or delim.search(data, start, end)
     while m is not None:
+        begin = m.start()
+        # a delimiter line right after another one holds no part (there is no
+        # CRLF to end one): skip it, as the email package does
+        while m.end() < end and not m.group(1):
+            again = at_line.match(data, m.end(), end)
+            if again is None:
+                break
+            m = again
         if m.group(1):
-            closed = m
+            closed = (begin, m.end())
             break
-        positions.append(m)
+        positions.append((begin, m.end()))
         m = delim.search(data, m.end(), end) if m.end() < end else None
     if not positions:
         part.defects.append(Defect("missing-boundary-start", f"no delimiter for boundary {boundary!r}"))
         return False
-    first = positions[0]
-    part.preamble = None if first is at_start else data[start:first.start()]
+    part.preamble = None if at_start is not None else data[start:positions[0][0]]
     children = []
-    for n, m in enumerate(positions):
-        child_end = positions[n + 1].start() if n + 1 < len(positions) else (
-            closed.start() if closed else end)
-        children.append(_parse(buf, data, m.end(), child_end, _child_default(part), depth + 1))
+    for n, (_begin, body) in enumerate(positions):
+        child_end = positions[n + 1][0] if n + 1 < len(positions) else (closed[0] if closed else end)
+        children.append(_parse(buf, data, body, child_end, _child_default(part), depth + 1))
     part._parts = children
     if closed is None:
         part.defects.append(Defect("missing-boundary-end", f"no closing delimiter for {boundary!r}"))
         part.epilogue = None
     else:
-        closing_line = data[closed.start():closed.end()]
-        part.epilogue = data[closed.end():end] if closing_line.endswith(b"\n") else None
+        closing_line = data[closed[0]:closed[1]]
+        part.epilogue = data[closed[1]:end] if closing_line.endswith(b"\n") else None
     return True
 
 

@@ -160,10 +160,12 @@ class Part:
         """Content-Type and Content-Transfer-Encoding of a built part."""
         value = self._content
         for name, pvalue in self._params.items():
-            if name == "name" and pvalue.isascii():
+            if name == "name":
                 # the legacy name= is for readers that know neither RFC 2231
-                # continuations nor charsets: one quoted string, never split
-                value += "; name=" + quote_value(pvalue, True)
+                # continuations nor charsets: one quoted string, never split,
+                # RFC 2047 encoded when not ASCII (as those readers expect)
+                legacy = pvalue if pvalue.isascii() else encode_words(pvalue, 66)
+                value += "; name=" + quote_value(legacy, True)
                 continue
             for seg in encode_rfc2231(name, pvalue, quote=name == "boundary"):
                 value += "; " + seg
@@ -221,7 +223,9 @@ class Part:
             raise MimeError(f"{self._content} has parts, not a body: use getproperty('parts')")
         data = self._source.read()
         if self._encoded:
-            data, _problem = decode_body(data, self._encoding or "7bit")
+            data, problem = decode_body(data, self._encoding or "7bit")
+            if problem and not any(d.kind == "body-decoding" for d in self.defects):
+                self.defects.append(Defect("body-decoding", problem))
         if decode and self._content.startswith("text/"):
             codec = python_codec(self._params.get("charset", "us-ascii")) or "utf-8"
             if codec == "ascii":
@@ -492,7 +496,7 @@ def initialize(canonical: str | None = None, *, string: str | bytes | None = Non
             check_value("filename", filename)
             for seg in encode_rfc2231("filename", filename, quote=True):
                 value += "; " + seg
-            params.setdefault("name", filename if filename.isascii() else encode_words(filename))
+            params.setdefault("name", filename)
         part._headers.add("Content-Disposition", value)
 
     part._params = params
