@@ -249,7 +249,7 @@ class Part:
         lname = name.lower()
         if lname in _RESERVED:
             raise MimeError(f"header {name} may not be set: {_RESERVED[lname]}")
-        previous = self.getheader(name)
+        previous = [field_decode(v) for v in self._headers.get_all(name)]
         if mode == "write":
             self._headers.set(name, value)
         elif mode == "append":
@@ -328,9 +328,10 @@ class Part:
         return self._auto
 
 
-def _scan_content(chunks: Iterable[bytes]) -> tuple[bool, bool, int, bool, int, int]:
+def _scan_content(chunks: Iterable[bytes], text: bool = True) -> tuple[bool, bool, int, bool, int, int]:
     """Look through content once: (ascii, has NUL, longest line, has a bare
-    CR or LF, octets QP must escape, total octets)."""
+    CR or LF, octets QP must escape, total octets). With ``text=False`` it
+    stops at the first non-ASCII octet (such content goes as base64)."""
     ascii_ = True
     nul = False
     longest = 0
@@ -343,9 +344,14 @@ def _scan_content(chunks: Iterable[bytes]) -> tuple[bool, bool, int, bool, int, 
         total += len(block)
         if ascii_ and not block.isascii():
             ascii_ = False
+            if not text:
+                break
         if not nul and b"\x00" in block:
             nul = True
-        escapes += len(block) - len(block.translate(None, _QP_ESCAPED))
+        if block.isascii():
+            escapes += block.count(b"=")
+        else:
+            escapes += len(block) - len(block.translate(None, _QP_ESCAPED))
         lines = block.split(b"\n")
         if len(lines) == 1:
             current += len(block)
@@ -379,7 +385,7 @@ def _choose_encoding(part: Part) -> str:
     is_text = part._content.startswith("text/")
     if src.path is not None and not is_text:
         return "base64"
-    ascii_, nul, longest, bare, escapes, total = _scan_content(src.chunks())
+    ascii_, nul, longest, bare, escapes, total = _scan_content(src.chunks(), is_text)
     # line length is measured with the line break; 998 + CRLF = 1000
     if is_text:
         if ascii_ and not nul and longest <= 999:
