@@ -141,15 +141,18 @@ class Part:
         return self._source is not None or not (
             self._content.startswith("multipart/") or self._content == "message/rfc822" and self._parts)
 
-    def getheader(self, name: str | None = None):
+    def getheader(self, name: str | None = None, decode: bool = True):
         """Return every value of header ``name`` (RFC 2047 decoded), ``[]``
         when there is none. Without ``name``: every ``(name, value)`` pair
-        in order. Content-Type and Content-Transfer-Encoding are included."""
+        in order. Content-Type and Content-Transfer-Encoding are included.
+        ``decode=False`` gives the values as written (unfolded), which is
+        what to parse addresses from."""
         fields = self._all_fields()
+        conv = field_decode if decode else (lambda v: v)
         if name is None:
-            return [(f.name, field_decode(f.value)) for f in fields]
+            return [(f.name, conv(f.value)) for f in fields]
         lname = name.lower()
-        return [field_decode(f.value) for f in fields if f.lname == lname]
+        return [conv(f.value) for f in fields if f.lname == lname]
 
     def _all_fields(self) -> list[Field]:
         if self._parsed is not None:

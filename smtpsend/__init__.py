@@ -1,3 +1,50 @@
-"""smtpsend: send MIME messages built with mimecompose over SMTP (tcllib ``smtp`` style)."""
+"""smtpsend: send MIME messages over SMTP in one call (tcllib ``smtp`` style).
+
+::
+
+    import mimecompose, smtpsend
+
+    part = mimecompose.initialize("text/plain", string="Disk almost full",
+                                  header=[("From", "ops@example.com"),
+                                          ("To", "admin@example.com"),
+                                          ("Subject", "alert")])
+    rejected = smtpsend.sendmessage(part, servers=["mail.example.com"],
+                                    username="ops", password="...")
+"""
+
+from ._envelope import Envelope, envelope
+from ._errors import (AllServersFailed, Attempt, AuthenticationError, DataRefused,
+                      DeliveryUncertain, MessageTooBig, NotSupported, RecipientsRefused, Rejected,
+                      RemoteProtocolError, ReplyError, SenderRefused, ServerUnavailable, SMTPError,
+                      Timeout, TLSError, TLSRequired, TransportError, UsageError)
+from ._reply import EnhancedStatus, Reply
+from ._send import sendmessage
+
+__all__ = [
+    "AllServersFailed",
+    "Attempt",
+    "AuthenticationError",
+    "DataRefused",
+    "DeliveryUncertain",
+    "EnhancedStatus",
+    "Envelope",
+    "MessageTooBig",
+    "NotSupported",
+    "RecipientsRefused",
+    "Rejected",
+    "RemoteProtocolError",
+    "Reply",
+    "ReplyError",
+    "SMTPError",
+    "SenderRefused",
+    "ServerUnavailable",
+    "TLSError",
+    "TLSRequired",
+    "Timeout",
+    "TransportError",
+    "UsageError",
+    "envelope",
+    "sendmessage",
+]
 
 __version__ = "0.1.0"

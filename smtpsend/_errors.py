@@ -1,0 +1,206 @@
+"""The errors of smtpsend, and the records that go with them.
+
+::
+
+    ValueError
+     └── UsageError                    bad input from the caller (bad address,
+                                       CR/LF in a value, conflicting options)
+    Exception
+     └── SMTPError                      anything from the network or a server
+          │                             (.server, .port, .stage)
+          ├── ReplyError                a negative reply (.reply, .command)
+          │    ├── SenderRefused        5xx to MAIL FROM: the message's fault
+          │    ├── RecipientsRefused    recipients refused (.rejected)
+          │    ├── DataRefused          5xx to DATA, BDAT or the final "."
+          │    ├── ServerUnavailable    4xx/5xx greeting, 421, refused EHLO,
+          │    │                        4xx to MAIL/DATA/".": try another server
+          │    └── AuthenticationError  every SASL mechanism failed (.replies)
+          ├── MessageTooBig             larger than the server's SIZE (before any data)
+          ├── NotSupported              the server lacks an extension the message needs
+          ├── TLSRequired               TLS was required and could not be had
+          ├── RemoteProtocolError       a malformed or over-long reply
+          ├── TransportError            + ConnectionError: connect failed, connection lost
+          │    └── Timeout              + TimeoutError: nothing came in time
+          ├── TLSError                  the TLS handshake or certificate check failed
+          ├── DeliveryUncertain         the connection was lost after the whole message
+          │                             was sent: it may have been delivered
+          └── AllServersFailed          no server took the message (.attempts)
+
+Failures of the message itself (SenderRefused, RecipientsRefused,
+DataRefused, MessageTooBig, DeliveryUncertain) are raised at once; the
+others are recorded as an :class:`Attempt` and the next server is tried.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._reply import Reply
+
+__all__ = [
+    "AllServersFailed", "Attempt", "AuthenticationError", "DataRefused", "DeliveryUncertain",
+    "MessageTooBig", "NotSupported", "RecipientsRefused", "Rejected", "RemoteProtocolError",
+    "ReplyError", "SMTPError", "SenderRefused", "ServerUnavailable", "TLSError", "TLSRequired",
+    "Timeout", "TransportError", "UsageError",
+]
+
+
+class UsageError(ValueError):
+    """The caller's input cannot be sent: a malformed address, CR/LF/NUL in
+    a value, no recipients, conflicting options."""
+
+
+class SMTPError(Exception):
+    """Base of every error that comes from the network or a server.
+
+    ``server`` and ``port`` name the server (as given) and ``stage`` the
+    step of the dialogue (``"connect"``, ``"greeting"``, ``"ehlo"``,
+    ``"starttls"``, ``"auth"``, ``"mail"``, ``"rcpt"``, ``"data"``,
+    ``"quit"``) once known.
+    """
+
+    server: Optional[str] = None
+    port: Optional[int] = None
+    stage: Optional[str] = None
+
+    @property
+    def is_transient(self) -> bool:
+        """True when trying again later may succeed (a 4xx reply, a timeout)."""
+        reply = getattr(self, "reply", None)
+        if reply is not None:
+            return reply.code // 100 == 4
+        return isinstance(self, (TransportError, Timeout, ServerUnavailable))
+
+    @property
+    def is_permanent(self) -> bool:
+        """True when the same request will fail again (a 5xx reply)."""
+        reply = getattr(self, "reply", None)
+        return reply is not None and reply.code // 100 == 5
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        where = f" ({self.server}:{self.port}, {self.stage})" if self.server and self.stage else ""
+        return text + where
+
+
+class ReplyError(SMTPError):
+    """A server answered ``command`` with the negative ``reply``."""
+
+    def __init__(self, message: str, reply: "Reply", command: str | None = None) -> None:
+        super().__init__(f"{message}: {reply}")
+        self.reply = reply
+        self.command = command
+
+
+class SenderRefused(ReplyError):
+    """The server refused the originator (5xx to MAIL FROM)."""
+
+
+class DataRefused(ReplyError):
+    """The server refused the message (5xx to DATA, BDAT or the final ".")."""
+
+
+class ServerUnavailable(ReplyError):
+    """This server cannot take the message now: a 4xx or 421 reply, a
+    refused greeting or EHLO. The next server is tried."""
+
+
+class RecipientsRefused(ReplyError):
+    """Recipients were refused and nothing was delivered. ``rejected`` lists
+    them; ``reply`` is the first refusal."""
+
+    def __init__(self, message: str, rejected: list["Rejected"], reply: "Reply",
+                 command: str | None = None) -> None:
+        super().__init__(message, reply, command)
+        self.rejected = rejected
+
+
+class AuthenticationError(ReplyError):
+    """Every SASL mechanism tried failed. ``replies`` holds
+    ``(mechanism, reply)`` for each one."""
+
+    def __init__(self, message: str, replies: list[tuple[str, "Reply"]]) -> None:
+        super().__init__(message, replies[-1][1], "AUTH")
+        self.replies = replies
+
+
+class MessageTooBig(SMTPError):
+    """The message is larger than the server's SIZE limit (RFC 1870);
+    raised before any message data is sent."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"message of {size} octets exceeds the server's limit of {limit}")
+        self.size = size
+        self.limit = limit
+
+
+class NotSupported(SMTPError):
+    """The server lacks an extension this message or the caller needs."""
+
+
+class TLSRequired(SMTPError):
+    """TLS was required (by the policy, or to send credentials) and this
+    server did not offer it or refused it."""
+
+
+class RemoteProtocolError(SMTPError):
+    """The server broke the protocol: a malformed, over-long or endless reply."""
+
+
+class TransportError(SMTPError, ConnectionError):
+    """The connection could not be made or was lost."""
+
+
+class Timeout(TransportError, TimeoutError):
+    """The server did not answer (or accept data) in time."""
+
+
+class TLSError(SMTPError):
+    """The TLS handshake or the certificate verification failed."""
+
+
+class DeliveryUncertain(SMTPError):
+    """The whole message was sent but its reply never came: the server may
+    have accepted it. It is not sent to another server (that could deliver
+    it twice)."""
+
+
+class AllServersFailed(SMTPError):
+    """No server took the message. ``attempts`` holds one :class:`Attempt`
+    per try, in order."""
+
+    def __init__(self, attempts: list["Attempt"]) -> None:
+        lines = "; ".join(f"{a.server}:{a.port} at {a.stage}: {a.error}" for a in attempts)
+        super().__init__(f"no server accepted the message ({len(attempts)} tried): {lines}")
+        self.attempts = attempts
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A recipient the server refused: its address, the reply code and text,
+    and the RFC 3463 enhanced status (``"5.1.1"``) or None."""
+
+    address: str
+    code: int
+    text: str
+    status: Optional[str]
+
+    @property
+    def is_transient(self) -> bool:
+        return self.code // 100 == 4
+
+    @property
+    def is_permanent(self) -> bool:
+        return self.code // 100 == 5
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of one server: where, at which stage it failed, and why."""
+
+    server: str
+    port: int
+    stage: str
+    error: BaseException

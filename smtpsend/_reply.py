@@ -1,0 +1,131 @@
+"""SMTP replies as values, and the incremental parser that reads them.
+
+A reply (RFC 5321 section 4.2) is a three-digit code and one or more lines
+of text; with ENHANCEDSTATUSCODES (RFC 2034) each line starts with an RFC
+3463 status such as ``5.1.1``. The parser takes bytes in any chunking and
+returns whole replies. It caps what a server can make it hold: a reply line
+longer than MAX_LINE octets, or a reply of more than MAX_LINES lines, is a
+RemoteProtocolError, so an endless reply cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+from ._errors import RemoteProtocolError
+
+__all__ = ["EnhancedStatus", "Reply", "ReplyParser"]
+
+# RFC 5321 section 4.5.3.1.5 limits a reply line to 512 octets; servers exceed
+# it in practice (long EHLO keyword lists), so allow some room, but bounded.
+MAX_LINE = 4096
+MAX_LINES = 512
+
+_STATUS_RE = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
+
+
+@dataclass(frozen=True)
+class EnhancedStatus:
+    """An RFC 3463 status code: class (2, 4, 5), subject and detail."""
+
+    klass: int
+    subject: int
+    detail: int
+
+    def __str__(self) -> str:
+        return f"{self.klass}.{self.subject}.{self.detail}"
+
+    @classmethod
+    def parse(cls, text: str, code: int) -> Optional["EnhancedStatus"]:
+        """The status at the start of ``text`` if its class agrees with ``code``."""
+        m = _STATUS_RE.match(text)
+        if not m or int(m.group(1)) != code // 100:
+            return None
+        return cls(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One server reply: ``code``, its text ``lines``, and the enhanced
+    ``status`` when the server gave one."""
+
+    code: int
+    lines: tuple[str, ...]
+    status: Optional[EnhancedStatus] = None
+
+    @property
+    def text(self) -> str:
+        """The lines joined by newlines (enhanced status included)."""
+        return "\n".join(self.lines)
+
+    @property
+    def is_positive(self) -> bool:
+        return 200 <= self.code < 400
+
+    @property
+    def is_transient(self) -> bool:
+        return self.code // 100 == 4
+
+    @property
+    def is_permanent(self) -> bool:
+        return self.code // 100 == 5
+
+    def __str__(self) -> str:
+        return f"{self.code} {' / '.join(self.lines)}".rstrip()
+
+
+class ReplyParser:
+    """Turns bytes from the server into :class:`Reply` values.
+
+    ``feed(data)`` returns the replies completed by ``data`` (maybe none).
+    Raises RemoteProtocolError for a malformed line, a line over MAX_LINE
+    octets, a multi-line reply whose codes disagree or that runs past
+    MAX_LINES lines.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._lines: list[str] = []
+        self._code: Optional[int] = None
+
+    @property
+    def pending(self) -> bool:
+        """True while a reply has been started but not finished."""
+        return bool(self._buffer) or bool(self._lines)
+
+    def feed(self, data: bytes) -> list[Reply]:
+        self._buffer += data
+        replies = []
+        while True:
+            eol = self._buffer.find(b"\n")
+            if eol == -1:
+                if len(self._buffer) > MAX_LINE:
+                    raise RemoteProtocolError(f"reply line longer than {MAX_LINE} octets")
+                return replies
+            if eol > MAX_LINE:
+                raise RemoteProtocolError(f"reply line longer than {MAX_LINE} octets")
+            raw = bytes(self._buffer[:eol]).rstrip(b"\r")
+            del self._buffer[:eol + 1]
+            reply = self._line(raw)
+            if reply is not None:
+                replies.append(reply)
+
+    def _line(self, raw: bytes) -> Optional[Reply]:
+        if len(raw) < 3 or not raw[:3].isdigit() or raw[:1] not in b"12345" or \
+                (len(raw) > 3 and raw[3:4] not in b" -"):
+            raise RemoteProtocolError(f"malformed reply line {raw[:80]!r}")
+        code = int(raw[:3])
+        if self._code is not None and code != self._code:
+            raise RemoteProtocolError(f"reply code changed from {self._code} to {code} mid-reply")
+        self._code = code
+        self._lines.append(raw[4:].decode("utf-8", "replace"))
+        if len(self._lines) > MAX_LINES:
+            raise RemoteProtocolError(f"reply longer than {MAX_LINES} lines")
+        if raw[3:4] == b"-":
+            return None
+        lines = tuple(self._lines)
+        self._lines = []
+        self._code = None
+        return Reply(code, lines, EnhancedStatus.parse(lines[0], code))

@@ -1,0 +1,358 @@
+"""SASL client mechanisms, strongest first.
+
+Each mechanism is a small state machine with no I/O: ``start()`` gives the
+initial response (or None when the server speaks first), ``respond(challenge)``
+answers each server challenge, ``finish()`` runs when the server says the
+exchange succeeded and checks that the server proved itself where the
+mechanism lets it (SCRAM, DIGEST-MD5). A server that sends nonsense makes
+them raise :class:`SASLFailure`; the caller then cancels the exchange.
+
+Secrets are held in the objects only; their ``repr`` never shows them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import stringprep
+import unicodedata
+from typing import Optional
+
+__all__ = ["MECHANISMS", "Mechanism", "SASLFailure", "choose", "saslprep"]
+
+MAX_ROUNDS = 8          # challenges answered before we give up (lettre caps them too)
+MAX_ITERATIONS = 1_000_000   # SCRAM iteration counts above this are a denial of service
+
+
+class SASLFailure(Exception):
+    """The server's side of a SASL exchange is malformed or failed to prove itself."""
+
+
+def saslprep(text: str) -> str:
+    """Prepare a user name or password (RFC 4013, the SASLprep profile).
+
+    Maps non-ASCII spaces to space and removes the characters mapped to
+    nothing, normalises with NFKC, and refuses prohibited and unassigned
+    characters and bad bidirectional text with SASLFailure.
+    """
+    if text.isascii() and all(32 <= ord(c) < 127 for c in text):
+        return text
+    mapped = "".join(" " if stringprep.in_table_c12(c) else c
+                     for c in text if not stringprep.in_table_b1(c))
+    mapped = unicodedata.normalize("NFKC", mapped)
+    prohibited = (stringprep.in_table_c12, stringprep.in_table_c21, stringprep.in_table_c22,
+                  stringprep.in_table_c3, stringprep.in_table_c4, stringprep.in_table_c5,
+                  stringprep.in_table_c6, stringprep.in_table_c7, stringprep.in_table_c8,
+                  stringprep.in_table_c9, stringprep.in_table_a1)
+    for c in mapped:
+        if any(table(c) for table in prohibited):
+            raise SASLFailure(f"character U+{ord(c):04X} is not allowed in SASL strings")
+    rtl = [stringprep.in_table_d1(c) for c in mapped]
+    if any(rtl):
+        if any(stringprep.in_table_d2(c) for c in mapped) or not (rtl[0] and rtl[-1]):
+            raise SASLFailure("bidirectional text not allowed by RFC 3454 section 6")
+    return mapped
+
+
+class Mechanism:
+    """A SASL mechanism for one exchange."""
+
+    name = ""
+    needs_password = True
+
+    def __init__(self, username: str, password: Optional[str] = None, token: Optional[str] = None,
+                 host: str = "localhost", channel_binding: Optional[bytes] = None) -> None:
+        self._username = username
+        self._password = password
+        self._token = token
+        self._host = host
+        self._cb = channel_binding
+        self._round = 0
+
+    def start(self) -> Optional[bytes]:
+        return None
+
+    def respond(self, challenge: bytes) -> bytes:
+        self._round += 1
+        if self._round > MAX_ROUNDS:
+            raise SASLFailure(f"more than {MAX_ROUNDS} challenges")
+        return self._respond(challenge)
+
+    def _respond(self, challenge: bytes) -> bytes:
+        raise SASLFailure(f"{self.name} expects no challenge")
+
+    def finish(self) -> None:
+        """Called when the server reports success."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} user={self._username!r} secret=***>"
+
+
+class Plain(Mechanism):
+    """PLAIN (RFC 4616): authzid NUL authcid NUL password, as the initial response."""
+
+    name = "PLAIN"
+
+    def start(self) -> bytes:
+        return b"\0" + self._username.encode() + b"\0" + self._password.encode()
+
+
+class Login(Mechanism):
+    """LOGIN (draft-murchison-sasl-login): user name, then password, on prompts."""
+
+    name = "LOGIN"
+
+    def _respond(self, challenge: bytes) -> bytes:
+        if self._round == 1:
+            return self._username.encode()
+        if self._round == 2:
+            return self._password.encode()
+        raise SASLFailure("LOGIN asked for a third value")
+
+
+class CramMD5(Mechanism):
+    """CRAM-MD5 (RFC 2195): user name and HMAC-MD5 of the challenge."""
+
+    name = "CRAM-MD5"
+
+    def _respond(self, challenge: bytes) -> bytes:
+        if self._round > 1:
+            raise SASLFailure("CRAM-MD5 has one challenge")
+        digest = hmac.new(self._password.encode(), challenge, hashlib.md5).hexdigest()
+        return self._username.encode() + b" " + digest.encode()
+
+
+_DIGEST_RE = re.compile(r'\s*([\w-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,]*)\s*(?:,|$)')
+
+
+def _digest_fields(text: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    pos = 0
+    while pos < len(text):
+        m = _DIGEST_RE.match(text, pos)
+        if not m or m.end() == pos:
+            raise SASLFailure(f"malformed DIGEST-MD5 challenge near {text[pos:pos + 20]!r}")
+        value = m.group(2)
+        if value.startswith('"'):
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        fields.setdefault(m.group(1).lower(), value.strip())
+        pos = m.end()
+    return fields
+
+
+class DigestMD5(Mechanism):
+    """DIGEST-MD5 (RFC 2831), qop=auth; checks the server's rspauth."""
+
+    name = "DIGEST-MD5"
+
+    def __init__(self, *args, cnonce: Optional[str] = None, service: str = "smtp", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._cnonce = cnonce or secrets.token_urlsafe(16)
+        self._service = service
+        self._rspauth: Optional[str] = None
+        self._verified = False
+
+    def _hash_input(self, realm: str, utf8: bool) -> bytes:
+        text = f"{self._username}:{realm}:{self._password}"
+        if utf8:
+            # RFC 2831 section 2.1.2.1: ISO 8859-1 when every character fits
+            try:
+                return text.encode("iso-8859-1")
+            except UnicodeEncodeError:
+                return text.encode("utf-8")
+        return text.encode("iso-8859-1", "replace")
+
+    def _respond(self, challenge: bytes) -> bytes:
+        fields = _digest_fields(challenge.decode("utf-8", "replace"))
+        if self._round == 2 or "rspauth" in fields:
+            if not hmac.compare_digest(fields.get("rspauth", ""), self._rspauth or "x"):
+                raise SASLFailure("DIGEST-MD5 server proof (rspauth) does not match")
+            self._verified = True
+            return b""
+        if self._round > 1:
+            raise SASLFailure("unexpected DIGEST-MD5 challenge")
+        nonce = fields.get("nonce")
+        if not nonce:
+            raise SASLFailure("DIGEST-MD5 challenge without nonce")
+        if "auth" not in [q.strip() for q in fields.get("qop", "auth").split(",")]:
+            raise SASLFailure("DIGEST-MD5 server does not offer qop=auth")
+        realm = fields.get("realm", "")
+        utf8 = fields.get("charset", "").lower() == "utf-8"
+        uri = f"{self._service}/{self._host}"
+        nc = "00000001"
+
+        def h(data: bytes) -> bytes:
+            return hashlib.md5(data).digest()
+
+        def hexh(data: bytes) -> str:
+            return hashlib.md5(data).hexdigest()
+
+        a1 = h(self._hash_input(realm, utf8)) + f":{nonce}:{self._cnonce}".encode()
+        ha1 = hexh(a1)
+        tail = f"{nonce}:{nc}:{self._cnonce}:auth:"
+        response = hexh(f"{ha1}:{tail}{hexh(f'AUTHENTICATE:{uri}'.encode())}".encode())
+        self._rspauth = hexh(f"{ha1}:{tail}{hexh(f':{uri}'.encode())}".encode())
+        user = self._username.replace("\\", "\\\\").replace('"', '\\"')
+        parts = [f'username="{user}"', f'realm="{realm}"', f'nonce="{nonce}"', f"nc={nc}",
+                 f'cnonce="{self._cnonce}"', f'digest-uri="{uri}"', f"response={response}", "qop=auth"]
+        if utf8:
+            parts.insert(0, "charset=utf-8")
+        return ",".join(parts).encode("utf-8")
+
+    def finish(self) -> None:
+        if not self._verified:
+            raise SASLFailure("the server did not prove that it knows the password (no rspauth)")
+
+
+class Scram(Mechanism):
+    """SCRAM (RFC 5802, RFC 7677), with tls-unique channel binding in the
+    -PLUS variants; verifies the server's signature."""
+
+    hash_name = "sha1"
+    plus = False
+
+    def __init__(self, *args, cnonce: Optional[str] = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._cnonce = cnonce or secrets.token_urlsafe(24)
+        self._server_signature: Optional[bytes] = None
+        self._verified = False
+        if self.plus:
+            self._gs2 = "p=tls-unique,,"
+        elif self._cb is not None:
+            self._gs2 = "y,,"  # we could bind, but the server offered no -PLUS (RFC 5802 section 6)
+        else:
+            self._gs2 = "n,,"
+        name = saslprep(self._username).replace("=", "=3D").replace(",", "=2C")
+        self._first_bare = f"n={name},r={self._cnonce}"
+
+    def start(self) -> bytes:
+        return (self._gs2 + self._first_bare).encode("utf-8")
+
+    def _respond(self, challenge: bytes) -> bytes:
+        text = challenge.decode("utf-8", "replace")
+        if self._round == 1:
+            return self._client_final(text)
+        if self._round == 2:
+            fields = dict(item.split("=", 1) for item in text.split(",") if "=" in item)
+            if "e" in fields:
+                raise SASLFailure(f"SCRAM server error: {fields['e']}")
+            try:
+                proof = base64.b64decode(fields.get("v", ""), validate=True)
+            except ValueError:
+                raise SASLFailure("malformed SCRAM server signature") from None
+            if not hmac.compare_digest(proof, self._server_signature or b""):
+                raise SASLFailure("SCRAM server signature does not match: not the real server")
+            self._verified = True
+            return b""
+        raise SASLFailure("unexpected SCRAM challenge")
+
+    def _client_final(self, server_first: str) -> bytes:
+        fields = {}
+        for item in server_first.split(","):
+            if len(item) < 2 or item[1] != "=":
+                raise SASLFailure("malformed SCRAM server-first-message")
+            fields.setdefault(item[0], item[2:])
+        if "m" in fields:
+            raise SASLFailure("SCRAM server requires an extension we do not know")
+        nonce, salt, iterations = fields.get("r", ""), fields.get("s"), fields.get("i", "")
+        if not nonce.startswith(self._cnonce) or len(nonce) <= len(self._cnonce):
+            raise SASLFailure("SCRAM server nonce does not extend ours")
+        if salt is None or not iterations.isdigit() or not 0 < int(iterations) <= MAX_ITERATIONS:
+            raise SASLFailure("SCRAM salt or iteration count missing or out of range")
+        try:
+            salt_bytes = base64.b64decode(salt, validate=True)
+        except ValueError:
+            raise SASLFailure("malformed SCRAM salt") from None
+        digest = getattr(hashlib, self.hash_name)
+        salted = hashlib.pbkdf2_hmac(self.hash_name, saslprep(self._password).encode("utf-8"),
+                                     salt_bytes, int(iterations))
+        client_key = hmac.new(salted, b"Client Key", digest).digest()
+        stored_key = digest(client_key).digest()
+        cbind = self._gs2.encode() + (self._cb if self.plus else b"")
+        without_proof = f"c={base64.b64encode(cbind).decode()},r={nonce}"
+        auth_message = f"{self._first_bare},{server_first},{without_proof}".encode("utf-8")
+        signature = hmac.new(stored_key, auth_message, digest).digest()
+        proof = bytes(a ^ b for a, b in zip(client_key, signature))
+        server_key = hmac.new(salted, b"Server Key", digest).digest()
+        self._server_signature = hmac.new(server_key, auth_message, digest).digest()
+        return f"{without_proof},p={base64.b64encode(proof).decode()}".encode("utf-8")
+
+    def finish(self) -> None:
+        if not self._verified:
+            raise SASLFailure("the server did not send its SCRAM signature")
+
+
+class ScramSHA1(Scram):
+    name = "SCRAM-SHA-1"
+
+
+class ScramSHA1Plus(ScramSHA1):
+    name = "SCRAM-SHA-1-PLUS"
+    plus = True
+
+
+class ScramSHA256(Scram):
+    name = "SCRAM-SHA-256"
+    hash_name = "sha256"
+
+
+class ScramSHA256Plus(ScramSHA256):
+    name = "SCRAM-SHA-256-PLUS"
+    plus = True
+
+
+class XOAuth2(Mechanism):
+    """XOAUTH2 (Google, Microsoft): user name and bearer token."""
+
+    name = "XOAUTH2"
+    needs_password = False
+
+    def start(self) -> bytes:
+        return f"user={self._username}\x01auth=Bearer {self._token}\x01\x01".encode()
+
+    def _respond(self, challenge: bytes) -> bytes:
+        return b""  # the challenge is a JSON error; an empty reply ends the exchange
+
+
+class OAuthBearer(Mechanism):
+    """OAUTHBEARER (RFC 7628)."""
+
+    name = "OAUTHBEARER"
+    needs_password = False
+
+    def start(self) -> bytes:
+        user = self._username.replace("=", "=3D").replace(",", "=2C")
+        return f"n,a={user},\x01auth=Bearer {self._token}\x01\x01".encode()
+
+    def _respond(self, challenge: bytes) -> bytes:
+        return b"\x01"  # RFC 7628 section 3.2.3: acknowledge the error
+
+
+# Strongest first. Token mechanisms come before password ones because a
+# token is only given when the caller means to use it.
+MECHANISMS: tuple[type[Mechanism], ...] = (
+    ScramSHA256Plus, ScramSHA256, ScramSHA1Plus, ScramSHA1, DigestMD5, CramMD5,
+    OAuthBearer, XOAuth2, Plain, Login,
+)
+
+
+def choose(offered: list[str], username: str, password: Optional[str], token: Optional[str],
+           host: str, channel_binding: Optional[bytes]) -> list[Mechanism]:
+    """The mechanisms to try, in order: offered by the server, usable with
+    the credentials given (-PLUS only with channel binding data)."""
+    offered_set = {m.upper() for m in offered}
+    chosen = []
+    for cls in MECHANISMS:
+        if cls.name not in offered_set:
+            continue
+        if cls.needs_password and password is None:
+            continue
+        if not cls.needs_password and token is None:
+            continue
+        if getattr(cls, "plus", False) and channel_binding is None:
+            continue
+        chosen.append(cls(username, password, token, host, channel_binding))
+    return chosen

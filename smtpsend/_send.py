@@ -1,0 +1,188 @@
+"""``sendmessage``: one message, every server in turn, until one takes it.
+
+What moves on to the next server and what is raised at once:
+
+| failure | outcome |
+|---|---|
+| cannot resolve or connect, timeout before the data was sent | next server |
+| TLS handshake or certificate failure | next server (never a downgrade) |
+| TLS required (policy, or credentials to send) but not available | next server |
+| greeting not 220, 421 anywhere, EHLO and HELO refused | next server |
+| AUTH: no usable mechanism, every mechanism failed | next server |
+| 4xx to MAIL, DATA or the final "."; every refused RCPT a 4xx | next server |
+| a server lacking an extension the message needs (SMTPUTF8) | next server |
+| malformed reply, lost connection before the data was all sent | next server |
+| 5xx to MAIL (SenderRefused), DATA or "." (DataRefused) | raised |
+| a recipient refused with 5xx, ``atleastone`` false (RecipientsRefused) | raised |
+| message larger than the server's SIZE (MessageTooBig) | raised |
+| no reply after the whole message was sent (DeliveryUncertain) | raised |
+
+When every server has failed, AllServersFailed carries one Attempt per
+try (each address a name resolves to is a try).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from typing import Callable, Iterable, Optional, Union
+
+from mimecompose._serialize import iter_part
+
+from ._data import MessageData
+from ._envelope import Message, as_part, prepare
+from ._errors import (AllServersFailed, Attempt, DataRefused, DeliveryUncertain, MessageTooBig,
+                      RecipientsRefused, Rejected, SenderRefused, SMTPError, TransportError,
+                      UsageError)
+from ._session import Session, Timeouts
+from ._sync import SyncConnection, pump
+
+__all__ = ["parse_server", "sendmessage"]
+
+logger = logging.getLogger("smtpsend")
+
+
+def parse_server(entry: str, port: Optional[int], default: int) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` -> (host, port)."""
+    entry = entry.strip()
+    if entry.startswith("["):
+        host, _, rest = entry[1:].partition("]")
+        if rest.startswith(":"):
+            port = _port(rest[1:])
+        elif rest:
+            raise UsageError(f"malformed server {entry!r}")
+    elif entry.count(":") == 1:
+        host, text = entry.split(":")
+        port = _port(text)
+    else:
+        host = entry
+    if not host or any(c in host for c in " \r\n\0/"):
+        raise UsageError(f"malformed server {entry!r}")
+    return host, port if port else default
+
+
+def _port(text) -> int:
+    try:
+        port = int(text)
+    except (TypeError, ValueError):
+        raise UsageError(f"port must be a number, not {text!r}") from None
+    if not 0 < port < 65536:
+        raise UsageError(f"port {port} out of range")
+    return port
+
+
+def _message_fault(exc: SMTPError) -> bool:
+    """True when the failure belongs to the message, not to the server."""
+    if isinstance(exc, RecipientsRefused):
+        return any(r.is_permanent for r in exc.rejected)
+    return isinstance(exc, (SenderRefused, DataRefused, MessageTooBig, DeliveryUncertain))
+
+
+def _tracer(debug) -> Optional[Callable[[str], None]]:
+    if callable(debug):
+        return debug
+    if debug:
+        return lambda line: logger.debug("%s", line)
+    return None
+
+
+def _client_name(client: Optional[str], servers: list[str]) -> str:
+    if client is None:
+        # tcllib: "localhost" when talking to localhost only, else our own name
+        if all(s.strip().lower() in ("localhost", "127.0.0.1", "[::1]") for s in servers):
+            return "localhost"
+        client = socket.getfqdn() or "localhost"
+        if "." not in client:
+            client = "localhost"
+    if not client or any(c.isspace() or c in "\0<>" for c in client):
+        raise UsageError(f"client= must be a host name or address literal, not {client!r}")
+    return client
+
+
+def _policy_arg(tlspolicy):
+    if tlspolicy is None or callable(tlspolicy) or tlspolicy in ("secure", "insecure"):
+        return tlspolicy
+    raise UsageError(f"tlspolicy must be None, 'secure', 'insecure' or a callable, not {tlspolicy!r}")
+
+
+def sendmessage(part: Message, servers: Union[str, Iterable[str]] = ("localhost",),
+                ports: Union[int, Iterable[int], None] = None, client: Optional[str] = None,
+                originator: Optional[str] = None, recipients=None,
+                header: Iterable[tuple[str, str]] = (), atleastone: bool = False,
+                queue: bool = False, usetls: bool = True, tlsimport: bool = False,
+                tlspolicy=None, ssl_context: Optional[ssl.SSLContext] = None,
+                username: Optional[str] = None, password: Optional[str] = None,
+                token: Optional[str] = None, maxsecs: float = 120, timeout: Optional[float] = None,
+                debug=False) -> list[Rejected]:
+    """Send ``part`` (a mimecompose Part, raw bytes, or an email.message.Message).
+
+    The envelope comes from the header unless ``originator`` and
+    ``recipients`` are given (see :func:`smtpsend.envelope`); ``header``
+    adds or replaces fields in the transmitted copy. Each server is tried in
+    turn, in tandem with ``ports`` (default 25, or 465 with ``tlsimport``);
+    a server may be ``host:port`` or ``[v6]:port``.
+
+    Returns ``[]`` when every recipient was accepted; with ``atleastone``,
+    the list of refused recipients when the message went to the others.
+    A message that was not delivered always raises: UsageError (a
+    ValueError) for bad input; the message's own failures directly
+    (SenderRefused, RecipientsRefused, DataRefused, MessageTooBig,
+    DeliveryUncertain), each with ``.server``/``.port``; otherwise
+    AllServersFailed with every attempt.
+    """
+    servers = [servers] if isinstance(servers, str) else [str(s) for s in servers]
+    servers = [s for s in servers if s.strip()]
+    if not servers:
+        raise UsageError("no servers given")
+    if isinstance(ports, int):
+        ports = [ports]
+    ports = [_port(p) if p not in (None, "") else None for p in (ports or [])]
+    if tlsimport and not usetls:
+        raise UsageError("tlsimport=True and usetls=False contradict each other")
+    if not usetls and tlspolicy == "secure":
+        raise UsageError("tlspolicy='secure' and usetls=False contradict each other")
+    if maxsecs is None or maxsecs <= 0 or (timeout is not None and timeout <= 0):
+        raise UsageError("timeout= and maxsecs= must be positive numbers of seconds")
+    policy = _policy_arg(tlspolicy)
+    name = _client_name(client, servers)
+    message = as_part(part)
+    prepared = prepare(message, originator, recipients, header, client=name)
+    data = MessageData(lambda: iter_part(message, root=True, add=prepared.add, omit=prepared.omit))
+    timeouts = Timeouts.make(timeout, maxsecs)
+    trace = _tracer(debug)
+    default_port = 465 if tlsimport else 25
+    targets = [parse_server(s, ports[i] if i < len(ports) else None, default_port)
+               for i, s in enumerate(servers)]
+
+    attempts: list[Attempt] = []
+    for (host, port), given in zip(targets, servers):
+        try:
+            addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            error = TransportError(f"cannot resolve {host!r}: {exc}")
+            error.server, error.port, error.stage = host, port, "connect"
+            attempts.append(Attempt(host, port, "connect", error))
+            continue
+        for family, _type, _proto, _name, sockaddr in addresses:
+            session = Session(prepared.envelope, data, client=name, usetls=usetls,
+                              implicit_tls=tlsimport, tlspolicy=policy, username=username,
+                              password=password, token=token, host=host, atleastone=atleastone,
+                              queue=queue, timeouts=timeouts, trace=trace)
+            connection = None
+            try:
+                if trace:
+                    trace(f"* connecting to {sockaddr[0]} port {port}")
+                connection = SyncConnection.open(sockaddr, family, timeouts.connect, host, ssl_context)
+                return pump(session.run(), connection)
+            except SMTPError as exc:
+                exc.server, exc.port, exc.stage = host, port, session.stage
+                if _message_fault(exc):
+                    raise
+                attempts.append(Attempt(host, port, session.stage, exc))
+                if trace:
+                    trace(f"* {host} port {port} failed at {session.stage}: {exc}")
+            finally:
+                if connection is not None:
+                    connection.close()
+    raise AllServersFailed(attempts)
