@@ -12,7 +12,7 @@
                                     username="ops", password="...")
 """
 
-from ._envelope import Envelope, envelope
+from ._envelope import Envelope, envelope, transmitted
 from ._errors import (AllServersFailed, Attempt, AuthenticationError, DataRefused,
                       DeliveryUncertain, MessageTooBig, NotSupported, RecipientsRefused, Rejected,
                       RemoteProtocolError, ReplyError, SenderRefused, ServerUnavailable, SMTPError,
@@ -45,6 +45,7 @@ __all__ = [
     "UsageError",
     "envelope",
     "sendmessage",
+    "transmitted",
 ]
 
 __version__ = "0.1.0"

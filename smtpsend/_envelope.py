@@ -17,6 +17,7 @@ Rules (RFC 5321 section 3.3, RFC 5322 section 3.6.6):
 from __future__ import annotations
 
 import email.message
+import functools
 import os
 import secrets
 import socket
@@ -30,7 +31,7 @@ from mimecompose._headers import check_name, check_value
 
 from ._errors import UsageError
 
-__all__ = ["Envelope", "Prepared", "as_part", "envelope", "prepare"]
+__all__ = ["Envelope", "Prepared", "as_part", "envelope", "prepare", "transmitted"]
 
 _RESERVED = ("content-type", "content-transfer-encoding", "content-md5", "mime-version")
 _TRACE = ("received", "return-path")
@@ -214,8 +215,26 @@ def prepare(part: Message, originator: str | None = None,
     return Prepared(Envelope(sender, unique), add, frozenset(omit))
 
 
+def transmitted(part: Message, originator: str | None = None,
+                recipients: Union[str, Iterable[str], None] = None,
+                header: Iterable[tuple[str, str]] = (), client: str | None = None) -> tuple[Envelope, bytes]:
+    """What sendmessage would send: the envelope and the message bytes
+    (CRLF, before dot-stuffing), with Date and Message-ID stamped, Bcc
+    removed and ``header=`` applied. The caller's part is not changed."""
+    from mimecompose._serialize import iter_part
+    message = as_part(part)
+    prepared = prepare(message, originator, recipients, header, client=client)
+    data = b"".join(iter_part(message, root=True, add=prepared.add, omit=prepared.omit))
+    return prepared.envelope, data
+
+
+@functools.lru_cache(maxsize=1)
+def _fqdn() -> str:
+    return socket.getfqdn() or "localhost"
+
+
 def _message_id(client: str | None) -> str:
-    host = client or socket.getfqdn() or "localhost"
+    host = client or _fqdn()
     if not host or any(c in host for c in "<>@ \r\n"):
         host = "localhost"
     return f"<{int(time.time())}.{os.getpid()}.{secrets.token_hex(8)}@{host}>"

@@ -31,7 +31,7 @@ from typing import Callable, Iterable, Optional, Union
 from mimecompose._serialize import iter_part
 
 from ._data import MessageData
-from ._envelope import Message, as_part, prepare
+from ._envelope import Message, _fqdn, as_part, prepare
 from ._errors import (AllServersFailed, Attempt, DataRefused, DeliveryUncertain, MessageTooBig,
                       RecipientsRefused, Rejected, SenderRefused, SMTPError, TransportError,
                       UsageError)
@@ -92,7 +92,7 @@ def _client_name(client: Optional[str], servers: list[str]) -> str:
         # tcllib: "localhost" when talking to localhost only, else our own name
         if all(s.strip().lower() in ("localhost", "127.0.0.1", "[::1]") for s in servers):
             return "localhost"
-        client = socket.getfqdn() or "localhost"
+        client = _fqdn()
         if "." not in client:
             client = "localhost"
     if not client or any(c.isspace() or c in "\0<>" for c in client):
