@@ -199,15 +199,16 @@ def prepare(part: Message, originator: str | None = None,
 
     add = list(header)
     have = {n.lower() for n, _ in (block if resent else fields)}
-    if stamp:
-        if (prefix + "Date").lower() not in have:
-            add.insert(0, (prefix + "Date", formatdate()))
-        if (prefix + "Message-ID").lower() not in have:
-            add.insert(0, (prefix + "Message-ID", _message_id(client)))
+    stamps = []
+    if stamp and (prefix + "Date").lower() not in have:
+        stamps.append((prefix + "Date", formatdate()))
     if (prefix + "From").lower() not in have:
         if not sender:
             raise UsageError(f"a message with the null originator needs a {prefix}From header")
-        add.insert(0, (prefix + "From", f"<{sender}>"))
+        stamps.append((prefix + "From", f"<{sender}>"))
+    if stamp and (prefix + "Message-ID").lower() not in have:
+        stamps.append((prefix + "Message-ID", _message_id(client)))
+    add = stamps + add
     if stamp and part._parsed is not None and "mime-version" not in {n.lower() for n, _ in fields}:
         if part.getheader("Content-Type"):
             add.append(("MIME-Version", "1.0"))

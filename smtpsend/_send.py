@@ -47,7 +47,9 @@ def parse_server(entry: str, port: Optional[int], default: int) -> tuple[str, in
     """``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` -> (host, port)."""
     entry = entry.strip()
     if entry.startswith("["):
-        host, _, rest = entry[1:].partition("]")
+        host, bracket, rest = entry[1:].partition("]")
+        if not bracket:
+            raise UsageError(f"malformed server {entry!r}: missing ']'")
         if rest.startswith(":"):
             port = _port(rest[1:])
         elif rest:

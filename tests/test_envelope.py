@@ -60,7 +60,7 @@ def test_resent_block_takes_precedence():
     env, data = smtpsend.transmitted(raw)
     assert env == smtpsend.Envelope("fwd@x.org", ["new@y.org", "hidden@y.org"])
     assert b"hidden@y.org" not in data
-    assert data.startswith(b"Resent-Message-ID: ") and b"\r\nResent-Date: " in data
+    assert data.startswith(b"Resent-Date: ") and b"\r\nResent-Message-ID: " in data
     assert b"\r\nDate: " not in data   # the original is not re-stamped
 
 
