@@ -60,9 +60,11 @@ def python_codec(charset: str) -> str | None:
         return None
     if name.startswith("x-") and name not in ("x-mac-roman",):
         name = name[2:]
+    if not name.isprintable() or len(name) > 64:
+        return None
     try:
         return codecs.lookup(name).name
-    except LookupError:
+    except (LookupError, ValueError):
         return None
 
 

@@ -12,6 +12,7 @@
                                     username="ops", password="...")
 """
 
+from ._client import Client, connect
 from ._envelope import Envelope, envelope, transmitted
 from ._errors import (AllServersFailed, Attempt, AuthenticationError, DataRefused,
                       DeliveryUncertain, MessageTooBig, NotSupported, RecipientsRefused, Rejected,
@@ -24,6 +25,7 @@ __all__ = [
     "AllServersFailed",
     "Attempt",
     "AuthenticationError",
+    "Client",
     "DataRefused",
     "DeliveryUncertain",
     "EnhancedStatus",
@@ -43,6 +45,7 @@ __all__ = [
     "Timeout",
     "TransportError",
     "UsageError",
+    "connect",
     "envelope",
     "sendmessage",
     "transmitted",

@@ -38,7 +38,7 @@ from ._errors import (AllServersFailed, Attempt, DataRefused, DeliveryUncertain,
 from ._session import Session, Timeouts
 from ._sync import SyncConnection, pump
 
-__all__ = ["parse_server", "sendmessage"]
+__all__ = ["parse_server", "resolve", "sendmessage"]
 
 logger = logging.getLogger("smtpsend")
 
@@ -72,6 +72,18 @@ def _port(text) -> int:
     if not 0 < port < 65536:
         raise UsageError(f"port {port} out of range")
     return port
+
+
+def resolve(host: str, port: int) -> list[tuple[int, tuple]]:
+    """Every (family, address) ``host`` resolves to, IPv6 and IPv4 alike.
+    Raises TransportError when the name does not resolve."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        error = TransportError(f"cannot resolve {host!r}: {exc}")
+        error.server, error.port, error.stage = host, port, "connect"
+        raise error from None
+    return [(family, sockaddr) for family, _type, _proto, _name, sockaddr in infos]
 
 
 def _message_fault(exc: SMTPError) -> bool:
@@ -158,25 +170,22 @@ def sendmessage(part: Message, servers: Union[str, Iterable[str]] = ("localhost"
                for i, s in enumerate(servers)]
 
     attempts: list[Attempt] = []
-    for (host, port), given in zip(targets, servers):
+    for host, port in targets:
         try:
-            addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError) as exc:
-            error = TransportError(f"cannot resolve {host!r}: {exc}")
-            error.server, error.port, error.stage = host, port, "connect"
+            addresses = resolve(host, port)
+        except TransportError as error:
             attempts.append(Attempt(host, port, "connect", error))
             continue
-        for family, _type, _proto, _name, sockaddr in addresses:
-            session = Session(prepared.envelope, data, client=name, usetls=usetls,
-                              implicit_tls=tlsimport, tlspolicy=policy, username=username,
-                              password=password, token=token, host=host, atleastone=atleastone,
+        for family, sockaddr in addresses:
+            session = Session(client=name, usetls=usetls, implicit_tls=tlsimport, tlspolicy=policy,
+                              username=username, password=password, token=token, host=host,
                               queue=queue, timeouts=timeouts, trace=trace)
             connection = None
             try:
                 if trace:
                     trace(f"* connecting to {sockaddr[0]} port {port}")
                 connection = SyncConnection.open(sockaddr, family, timeouts.connect, host, ssl_context)
-                return pump(session.run(), connection)
+                return pump(session.run(prepared.envelope, data, atleastone), connection)
             except SMTPError as exc:
                 exc.server, exc.port, exc.stage = host, port, session.stage
                 if _message_fault(exc):

@@ -98,16 +98,14 @@ Policy = Union[None, str, Callable[[int, str], str]]
 
 
 class Session:
-    """One SMTP dialogue delivering one message to one server."""
+    """One SMTP connection's dialogue: ``open()``, then ``deliver()`` once
+    or more, then ``quit()``; ``run()`` does all three for one message."""
 
-    def __init__(self, envelope: Envelope, message: MessageData, *, client: str,
-                 usetls: bool = True, implicit_tls: bool = False, tlspolicy: Policy = None,
-                 username: Optional[str] = None, password: Optional[str] = None,
-                 token: Optional[str] = None, host: str = "localhost",
-                 atleastone: bool = False, queue: bool = False,
+    def __init__(self, *, client: str, usetls: bool = True, implicit_tls: bool = False,
+                 tlspolicy: Policy = None, username: Optional[str] = None,
+                 password: Optional[str] = None, token: Optional[str] = None,
+                 host: str = "localhost", queue: bool = False,
                  timeouts: Timeouts = Timeouts(), trace: Optional[Callable[[str], None]] = None) -> None:
-        self.envelope = envelope
-        self.message = message
         self.client = client
         self.usetls = usetls
         self.implicit_tls = implicit_tls
@@ -116,7 +114,6 @@ class Session:
         self._password = password
         self._token = token
         self.host = host
-        self.atleastone = atleastone
         self.queue = queue
         self.timeouts = timeouts
         self._trace = trace
@@ -158,9 +155,16 @@ class Session:
 
     # ------------------------------------------------------------ the dialogue
 
-    def run(self) -> Generator[Any, Any, list[Rejected]]:
-        """Deliver the message; returns the rejected recipients (only ever
-        non-empty with ``atleastone``). Raises the errors of ``_errors``."""
+    def run(self, envelope: Envelope, message: MessageData,
+            atleastone: bool = False) -> Generator[Any, Any, list[Rejected]]:
+        """Open, deliver one message, quit (QUIT pipelined when possible).
+        Returns the rejected recipients (non-empty only with ``atleastone``)."""
+        yield from self.open()
+        rejected = yield from self.deliver(envelope, message, atleastone, quit=True)
+        return rejected
+
+    def open(self) -> Generator:
+        """Greeting, EHLO, TLS, AUTH: ready for a transaction."""
         if self.implicit_tls:
             self.stage = "starttls"
             self.tls = yield StartTLS(self.timeouts.connect)
@@ -178,9 +182,14 @@ class Session:
             reply = yield from self._command("QUED", self.timeouts.command)
             if not reply.is_positive:
                 self._log(f"* QUED refused ({reply.code}); sending without queueing")
-        rejected = yield from self._transaction()
+
+    def quit(self) -> Generator:
+        """Say goodbye; a server that is already gone changes nothing."""
         self.stage = "quit"
-        return rejected
+        try:
+            yield from self._command("QUIT", self.timeouts.command)
+        except SMTPError:
+            pass
 
     def _hello(self) -> Generator:
         self.stage = "ehlo"
@@ -310,10 +319,14 @@ class Session:
         except UnicodeError:
             raise UsageError(f"domain of {address!r} is not a valid IDN") from None
 
-    def _transaction(self) -> Generator:
+    def deliver(self, env: Envelope, message: MessageData, atleastone: bool = False,
+                quit: bool = False) -> Generator:
+        """One mail transaction. With ``quit``, QUIT follows the message
+        (pipelined when the server allows it) and the dialogue ends."""
         ext = self.extensions
-        env = self.envelope
-        size = self.message.size
+        self._envelope = env
+        self._atleastone = atleastone
+        size = message.size
         self.stage = "mail"
         if ext.size is not None and size > ext.size:
             raise MessageTooBig(size, ext.size)
@@ -325,9 +338,9 @@ class Session:
         params = []
         if "SIZE" in ext:
             params.append(f"SIZE={size}")
-        if self.message.eightbit and "8BITMIME" in ext:
+        if message.eightbit and "8BITMIME" in ext:
             params.append("BODY=8BITMIME")
-        if "SMTPUTF8" in ext and (needs_utf8 or self.message.header_utf8):
+        if "SMTPUTF8" in ext and (needs_utf8 or message.header_utf8):
             params.append("SMTPUTF8")
         mail = f"MAIL FROM:<{sender}>" + "".join(" " + p for p in params)
         commands = [mail] + [f"RCPT TO:<{path}>" for path, _ in rcpts]
@@ -352,7 +365,7 @@ class Session:
         refusal = self._refusal(accepted, rejected, rcpt_replies)
         if refusal is not None:
             if data_reply is None or data_reply.code != 354:
-                yield from self._quietly(["RSET", "QUIT"])
+                yield from self._quietly(["RSET"] + (["QUIT"] if quit else []))
             raise refusal   # with DATA accepted: the connection is dropped without "."
         self.stage = "data"
         if data_reply is None:
@@ -360,27 +373,27 @@ class Session:
         if data_reply.code != 354:
             self._check_reply(data_reply, "DATA", "DATA refused")
             raise RemoteProtocolError(f"unexpected reply to DATA: {data_reply}")
-        trailer = b"QUIT\r\n" if pipelining else b""
+        trailer = b"QUIT\r\n" if pipelining and quit else b""
         self._log(f"> [message data: {size} octets]")
         self._log("> .")
         if trailer:
             self._log("> QUIT")
-        yield Send(data_blocks(self.message.chunks(), trailer), t.data_block)
+        yield Send(data_blocks(message.chunks(), trailer), t.data_block)
         # From here on the server may hold the message: never try another server.
         try:
             [final] = yield from self._read(1, t.final)
         except (TransportError, RemoteProtocolError) as exc:
             raise DeliveryUncertain(f"no reply after the message data was sent: {exc}") from exc
         self._check_reply(final, "DATA", "message refused")
-        self.stage = "quit"
-        try:
-            if pipelining:
+        if trailer:
+            self.stage = "quit"
+            try:
                 yield from self._read(1, t.command)
-            else:
-                yield from self._command("QUIT", t.command)
-        except SMTPError:
-            pass  # delivered; a lost goodbye changes nothing
-        return rejected if self.atleastone else []
+            except SMTPError:
+                pass  # delivered; a lost goodbye changes nothing
+        elif quit:
+            yield from self.quit()
+        return rejected if atleastone else []
 
     def _check_mail(self, reply: Reply, command: str) -> None:
         if reply.code // 100 == 2:
@@ -398,7 +411,7 @@ class Session:
 
     def _rejected(self, replies: list[Reply]) -> list[Rejected]:
         out = []
-        for address, reply in zip(self.envelope.recipients, replies):
+        for address, reply in zip(self._envelope.recipients, replies):
             if reply.code not in (250, 251):
                 out.append(Rejected(address, reply.code, reply.text,
                                     str(reply.status) if reply.status else None))
@@ -407,7 +420,7 @@ class Session:
     def _refusal(self, accepted: int, rejected: list[Rejected],
                  replies: list[Reply]) -> Optional[SMTPError]:
         """The error to raise, or None to go on and send the data."""
-        if not rejected or (self.atleastone and accepted):
+        if not rejected or (self._atleastone and accepted):
             return None
         first = next(r for r in replies if r.code not in (250, 251))
         if first.code == 421:

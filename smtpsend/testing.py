@@ -136,6 +136,8 @@ class _Dialogue:
         self.writer = writer
         self.tls = server.implicit_tls
         self.user: Optional[str] = None
+        self.pending: list[bytes] = []
+        self.buffer = bytearray()
         self.reset()
 
     def reset(self) -> None:
@@ -149,18 +151,39 @@ class _Dialogue:
     async def reply(self, code: int, text: str) -> None:
         lines = text.split("\n")
         out = "".join(f"{code}{'-' if i < len(lines) - 1 else ' '}{line}\r\n" for i, line in enumerate(lines))
-        self.writer.write(out.encode("utf-8"))
-        await self.writer.drain()
+        self.pending.append(out.encode("utf-8"))
+
+    async def flush(self) -> None:
+        if self.pending:
+            self.writer.write(b"".join(self.pending))
+            self.pending = []
+            await self.writer.drain()
+
+    async def rawline(self) -> bytes:
+        """The next line, CRLF included. Replies are flushed only when no
+        complete command is waiting: RFC 2920 section 3's server side."""
+        while True:
+            eol = self.buffer.find(b"\n")
+            if eol != -1:
+                line = bytes(self.buffer[:eol + 1])
+                del self.buffer[:eol + 1]
+                return line
+            if len(self.buffer) > 1 << 20:
+                raise ConnectionError("line too long")
+            await self.flush()
+            data = await self.reader.read(65536)
+            if not data:
+                raise ConnectionError("client went away")
+            self.buffer += data
 
     async def readline(self) -> bytes:
-        line = await self.reader.readuntil(b"\n")
-        return line.rstrip(b"\r\n")
+        return (await self.rawline()).rstrip(b"\r\n")
 
     async def run(self) -> None:
         greeting = self.forced("GREETING") or (220, f"{self.server.hostname} ESMTP capture server")
         await self.reply(*greeting)
         if greeting[0] != 220:
-            return
+            return await self.flush()
         while True:
             raw = await self.readline()
             line = raw.decode("utf-8", "replace")
@@ -171,7 +194,7 @@ class _Dialogue:
                 await self.reply(500, "5.5.2 command not recognized")
                 continue
             if await handler(arg) is False:
-                return
+                return await self.flush()
 
     async def do_EHLO(self, arg: str):
         if self.forced("EHLO"):
@@ -190,6 +213,8 @@ class _Dialogue:
         if self.server.tls_context is None or self.tls:
             return await self.reply(454, "4.7.0 TLS not available")
         await self.reply(220, "2.0.0 ready to start TLS")
+        await self.flush()
+        self.buffer.clear()   # RFC 3207 section 4.2: nothing sent before TLS counts
         await self.writer.start_tls(self.server.tls_context)
         self.tls = True
         self.reset()
@@ -264,7 +289,7 @@ class _Dialogue:
         await self.reply(354, "end data with <CR><LF>.<CR><LF>")
         lines = []
         while True:
-            line = await self.reader.readuntil(b"\n")
+            line = await self.rawline()
             if line == b".\r\n":
                 break
             lines.append(line[1:] if line.startswith(b".") else line)

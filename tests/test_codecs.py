@@ -102,6 +102,10 @@ def test_mime_charset_names():
     assert mime_charset("utf8") == "UTF-8"
     with pytest.raises(MimeError):
         mime_charset("klingon")
+    for odd in ("utf-8\x00", "x" * 100, "\n"):   # found by fuzzing: NUL made codecs.lookup raise
+        with pytest.raises(MimeError):
+            mime_charset(odd)
+    assert field_decode("=?utf\x00-8?q?a?=") == "=?utf\x00-8?q?a?="
 
 
 # ---------------------------------------------------------------- RFC 2231

@@ -313,9 +313,8 @@ def test_scram_server_that_cannot_prove_itself_is_refused():
     from smtpsend._reply import ReplyParser
     from smtpsend._session import Session
     from transcript import message as msg
-    sess = Session(Envelope("a@x.org", ["b@y.org"]), msg(), client="client.example",
-                   implicit_tls=True, username="user", password="pencil")
-    gen = sess.run()
+    sess = Session(client="client.example", implicit_tls=True, username="user", password="pencil")
+    gen = sess.run(Envelope("a@x.org", ["b@y.org"]), msg())
     action = next(gen)                      # StartTLS
     action = gen.send(TLS_INFO)             # Read greeting
     p = ReplyParser()

@@ -76,10 +76,11 @@ def message(data=b"Subject: t\r\n\r\nhello\r\n"):
 def run(steps, *, bytewise=False, env=Envelope("a@x.org", ["b@y.org"]), data=None, **options):
     """Run a session over the script; returns (result, script, session)."""
     options.setdefault("client", "client.example")
+    atleastone = options.pop("atleastone", False)
     lines = []
-    session = Session(env, data or message(), trace=lines.append, **options)
+    session = Session(trace=lines.append, **options)
     script = Script(steps, bytewise)
-    result = pump(session.run(), script)
+    result = pump(session.run(env, data or message(), atleastone), script)
     assert not script.steps, f"script not finished: {script.steps}"
     session.lines = lines
     return result, script, session
