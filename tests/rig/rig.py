@@ -1,0 +1,348 @@
+"""A private Postfix + Dovecot pair on 127.0.0.1, for the real-server tests.
+
+    python tests/rig/rig.py start [STATE_DIR]   # install if needed, configure, start; prints the state dir
+    python tests/rig/rig.py stop STATE_DIR      # stop exactly the daemons started there
+
+Everything lives in one state directory: configuration, queue, mailboxes,
+logs, a throwaway CA and server certificate. /etc's defaults are not used,
+nothing listens beyond 127.0.0.1, and no mail can leave the machine (there
+is no SMTP client service; other domains get an error transport).
+
+Ports:      2525 SMTP, STARTTLS offered, AUTH before and after TLS
+            2526 SMTP without TLS, AUTH in the clear (for refusal tests)
+            2587 submission: STARTTLS and AUTH required
+            2465 submissions: implicit TLS, AUTH required
+            2110 POP3 with STLS, APOP, SASL      2995 POP3S
+Users:      alice@example.test / alice-pw, bob@example.test / bob-pw,
+            carol@example.test / pässwörd (non-ASCII password),
+            jörg@example.test / joerg-pw (non-ASCII local part)
+Addresses:  nobody@example.test is unknown (550 at RCPT);
+            bounce-me@example.test is accepted, then bounced (5.1.1);
+            anything@relay.example.test is accepted, then deferred (for ETRN).
+SIZE limit: 10485760 octets.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+PORTS = {"smtp": 2525, "plain": 2526, "submission": 2587, "submissions": 2465, "pop3": 2110, "pop3s": 2995}
+USERS = {
+    "alice@example.test": ("alice-pw", "alice"),
+    "bob@example.test": ("bob-pw", "bob"),
+    "carol@example.test": ("pässwörd", "carol"),
+    "jörg@example.test": ("joerg-pw", "joerg"),
+}
+ALIASES = {"postmaster": "alice", "root": "alice", "abuse": "alice"}
+SYSTEM_USER = "mailrig"
+PACKAGES = ["postfix", "dovecot-core", "dovecot-pop3d"]
+
+
+def available() -> tuple[bool, str]:
+    """Whether the rig can run here, and why not."""
+    missing = [b for b in ("postfix", "dovecot") if shutil.which(b, path="/usr/sbin:/usr/bin") is None]
+    if missing and os.geteuid() != 0:
+        return False, f"{', '.join(missing)} not installed and not root to install them"
+    if os.geteuid() != 0:
+        return False, "the rig must run as root (it starts Postfix and Dovecot)"
+    return True, ""
+
+
+def install() -> None:
+    """Install Postfix and Dovecot from Debian's packages, non-interactively.
+
+    Nothing may start during the install: "No configuration" leaves Postfix
+    without a main.cf, and policy-rc.d keeps the stock Dovecot (listening
+    on every address) from starting.
+    """
+    if all(shutil.which(b, path="/usr/sbin:/usr/bin") for b in ("postfix", "dovecot")):
+        return
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    selections = ("postfix postfix/main_mailer_type select No configuration\n"
+                  "postfix postfix/mailname string mail.example.test\n")
+    subprocess.run(["debconf-set-selections"], input=selections, text=True, check=True)
+    policy = "/usr/sbin/policy-rc.d"
+    made_policy = not os.path.exists(policy)
+    if made_policy:
+        with open(policy, "w") as fh:
+            fh.write("#!/bin/sh\nexit 101\n")
+        os.chmod(policy, 0o755)
+    try:
+        subprocess.run(["apt-get", "update", "-q"], env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends",
+                        "-o", "Dpkg::Options::=--force-confold", *PACKAGES], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+    finally:
+        if made_policy:
+            os.remove(policy)
+
+
+def _system_user() -> tuple[int, int]:
+    try:
+        entry = pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                        "--user-group", SYSTEM_USER], check=True)
+        entry = pwd.getpwnam(SYSTEM_USER)
+    return entry.pw_uid, entry.pw_gid
+
+
+def _write(path: str, text: str, mode: int = 0o644) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(path, mode)
+
+
+def _certificates(state: str) -> None:
+    import trustme
+    ca = trustme.CA(organization_name="mail test rig CA")
+    leaf = ca.issue_cert("localhost", "mail.example.test", "127.0.0.1")
+    tls = os.path.join(state, "tls")
+    os.makedirs(tls, exist_ok=True)
+    ca.cert_pem.write_to_path(os.path.join(tls, "ca.pem"))
+    leaf.cert_chain_pems[0].write_to_path(os.path.join(tls, "server.crt"))
+    leaf.private_key_pem.write_to_path(os.path.join(tls, "server.key"))
+    os.chmod(os.path.join(tls, "server.key"), 0o600)
+
+
+def configure(state: str) -> None:
+    uid, gid = _system_user()
+    for sub in ("postfix", "spool", "data", "mail", "log", "bin", "dovecot", "dovecot/run"):
+        os.makedirs(os.path.join(state, sub), exist_ok=True)
+    os.chmod(state, 0o755)
+    _certificates(state)
+    pf = os.path.join(state, "postfix")
+    postfix_uid = pwd.getpwnam("postfix").pw_uid
+    os.chown(os.path.join(state, "data"), postfix_uid, grp.getgrnam("postfix").gr_gid)
+    os.chown(os.path.join(state, "mail"), uid, gid)
+    os.chown(os.path.join(state, "log"), postfix_uid, 0)
+
+    vmailbox = ["bounce-me@example.test example.test/bounce-me/Maildir/"]
+    for address, (_password, directory) in USERS.items():
+        vmailbox.append(f"{address} example.test/{directory}/Maildir/")
+    _write(os.path.join(pf, "vmailbox"), "\n".join(vmailbox) + "\n")
+    aliases = [f"{name}@example.test alice@example.test" for name in ALIASES]
+    aliases.append("team@example.test alice@example.test, bob@example.test")
+    _write(os.path.join(pf, "valias"), "\n".join(aliases) + "\n")
+    _write(os.path.join(pf, "transport"),
+           "bounce-me@example.test rigbounce:\nrelay.example.test rigdefer:\n")
+    for code in (67, 75):   # EX_NOUSER bounces, EX_TEMPFAIL defers
+        _write(os.path.join(state, "bin", f"exit{code}"), f"#!/bin/sh\ncat >/dev/null\nexit {code}\n", 0o755)
+
+    error = "error:5.7.1 outbound mail is disabled in this test rig"
+    _write(os.path.join(pf, "main.cf"), f"""\
+compatibility_level = 3.6
+queue_directory = {state}/spool
+data_directory = {state}/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mail.example.test
+mydomain = example.test
+myorigin = example.test
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_banner = $myhostname ESMTP Postfix (mail test rig)
+maillog_file = {state}/log/postfix.log
+maillog_file_prefixes = {state}
+virtual_mailbox_domains = example.test
+virtual_mailbox_base = {state}/mail
+virtual_mailbox_maps = texthash:{pf}/vmailbox
+virtual_alias_maps = texthash:{pf}/valias
+virtual_uid_maps = static:{uid}
+virtual_gid_maps = static:{gid}
+virtual_mailbox_limit = 0
+message_size_limit = 10485760
+transport_maps = texthash:{pf}/transport
+relay_domains = relay.example.test
+fast_flush_domains = $relay_domains
+default_transport = {error}
+relay_transport = {error}
+smtp_dns_support_level = disabled
+smtpd_peername_lookup = no
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = private/auth
+smtpd_sasl_auth_enable = yes
+smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
+smtpd_tls_cert_file = {state}/tls/server.crt
+smtpd_tls_key_file = {state}/tls/server.key
+smtpd_tls_security_level = may
+smtpd_error_sleep_time = 0
+smtpd_soft_error_limit = 1000
+smtpd_hard_error_limit = 2000
+smtputf8_enable = yes
+strict_smtputf8 = yes
+biff = no
+""")
+    smtpd = "inet  n       -       n       -       -       smtpd"
+    _write(os.path.join(pf, "master.cf"), f"""\
+127.0.0.1:{PORTS['smtp']} {smtpd}
+127.0.0.1:{PORTS['plain']} {smtpd}
+  -o smtpd_tls_security_level=none
+127.0.0.1:{PORTS['submission']} {smtpd}
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_tls_auth_only=yes
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+127.0.0.1:{PORTS['submissions']} {smtpd}
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+virtual   unix  -       n       n       -       -       virtual
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+rigbounce unix  -       n       n       -       -       pipe flags=q user={SYSTEM_USER} argv={state}/bin/exit67
+rigdefer  unix  -       n       n       -       -       pipe flags=q user={SYSTEM_USER} argv={state}/bin/exit75
+""")
+
+    dv = os.path.join(state, "dovecot")
+    users = []
+    for address, (password, directory) in USERS.items():
+        users.append(f"{address}:{{PLAIN}}{password}:{uid}:{gid}::{state}/mail/example.test/{directory}::")
+    _write(os.path.join(dv, "users"), "\n".join(users) + "\n", 0o640)
+    os.chown(os.path.join(dv, "users"), 0, grp.getgrnam("dovecot").gr_gid)
+    _write(os.path.join(dv, "dovecot.conf"), f"""\
+base_dir = {dv}/run
+instance_name = mailrig
+protocols = pop3
+listen = 127.0.0.1
+log_path = {state}/log/dovecot.log
+ssl = yes
+ssl_cert = <{state}/tls/server.crt
+ssl_key = <{state}/tls/server.key
+ssl_min_protocol = TLSv1.2
+disable_plaintext_auth = no
+auth_mechanisms = plain login cram-md5 digest-md5 scram-sha-1 scram-sha-256 apop
+auth_username_chars =
+auth_failure_delay = 0
+first_valid_uid = {uid}
+last_valid_uid = {uid}
+mail_location = maildir:~/Maildir
+pop3_uidl_format = %08Xu%08Xv
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {dv}/users
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {dv}/users
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {PORTS['pop3']}
+  }}
+  inet_listener pop3s {{
+    address = 127.0.0.1
+    port = {PORTS['pop3s']}
+    ssl = yes
+  }}
+}}
+service auth {{
+  unix_listener {state}/spool/private/auth {{
+    mode = 0660
+    user = postfix
+    group = postfix
+  }}
+}}
+""")
+
+
+def _wait_for_ports(timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    pending = set(PORTS.values())
+    while pending:
+        for port in list(pending):
+            with socket.socket() as s:
+                s.settimeout(0.5)
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    pending.discard(port)
+        if pending and time.monotonic() > deadline:
+            raise RuntimeError(f"ports {sorted(pending)} did not open within {timeout} s")
+        if pending:
+            time.sleep(0.1)
+
+
+def start(state: str | None = None) -> str:
+    """Install if needed, configure a fresh state directory, start both
+    daemons, wait until every port answers. Returns the state directory."""
+    ok, why = available()
+    if not ok:
+        raise RuntimeError(why)
+    install()
+    state = state or tempfile.mkdtemp(prefix="mailrig-")
+    configure(state)
+    pf = os.path.join(state, "postfix")
+    # The daemons must not inherit our stdout/stderr: a caller reading them
+    # to EOF would wait for as long as the daemons run.
+    quiet = dict(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(["postfix", "-c", pf, "check"], check=True, **quiet)
+    # Dovecot first: it creates the auth socket in Postfix's queue directory
+    subprocess.run(["dovecot", "-c", os.path.join(state, "dovecot", "dovecot.conf")], check=True, **quiet)
+    subprocess.run(["postfix", "-c", pf, "start"], check=True, **quiet)
+    _wait_for_ports()
+    return state
+
+
+def stop(state: str) -> None:
+    """Stop the daemons started in ``state`` (and only those)."""
+    pf = os.path.join(state, "postfix")
+    if os.path.exists(os.path.join(pf, "main.cf")):
+        subprocess.run(["postfix", "-c", pf, "stop"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pidfile = os.path.join(state, "dovecot", "run", "master.pid")
+    if os.path.exists(pidfile):
+        try:
+            with open(pidfile) as fh:
+                os.kill(int(fh.read().strip()), 15)
+        except (OSError, ValueError):
+            pass
+
+
+def queue_empty(state: str, timeout: float = 20) -> bool:
+    """Wait until the Postfix queue has nothing active (mail delivered)."""
+    pf = os.path.join(state, "postfix")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(["postqueue", "-c", pf, "-j"], capture_output=True, text=True).stdout
+        if not out.strip():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 2 and sys.argv[1] == "start":
+        print(start(sys.argv[2] if len(sys.argv) > 2 else None))
+    elif len(sys.argv) == 3 and sys.argv[1] == "stop":
+        stop(sys.argv[2])
+    else:
+        print(__doc__)
+        sys.exit(64)
