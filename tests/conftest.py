@@ -33,3 +33,47 @@ def client_tls(ca):
     context = ssl.create_default_context()
     ca.configure_trust(context)
     return context
+
+
+@pytest.fixture(scope="session")
+def rig():
+    """The Postfix + Dovecot rig (tests/rig/rig.py), started once per session.
+
+    Skipped with a reason when it cannot run here (not root, packages
+    missing); in CI (CI=true) it is mandatory and a failure fails the run.
+    Set MAILRIG_STATE to the state directory of a rig already running to
+    reuse it.
+    """
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "rig"))
+    import rig as rigmod
+
+    class Rig:
+        ports = rigmod.PORTS
+        users = rigmod.USERS
+
+    state = os.environ.get("MAILRIG_STATE")
+    started = False
+    if not state:
+        ok, why = rigmod.available()
+        if not ok:
+            if os.environ.get("CI"):
+                pytest.fail(f"the Postfix/Dovecot rig is mandatory in CI: {why}")
+            pytest.skip(f"real-server tests need the rig ({why}); run as root, or start it with "
+                        "'python tests/rig/rig.py start' and set MAILRIG_STATE")
+        try:
+            state = rigmod.start()
+        except Exception as exc:   # noqa: BLE001 - any failure to start is reported the same way
+            if os.environ.get("CI"):
+                pytest.fail(f"the Postfix/Dovecot rig did not start: {exc}")
+            pytest.skip(f"the Postfix/Dovecot rig did not start: {exc}")
+        started = True
+    r = Rig()
+    r.state = state
+    r.ca = os.path.join(state, "tls", "ca.pem")
+    r.context = ssl.create_default_context(cafile=r.ca)
+    r.queue_empty = lambda timeout=20: rigmod.queue_empty(state, timeout)
+    r.log = lambda name="postfix": open(os.path.join(state, "log", f"{name}.log"), encoding="utf-8",
+                                        errors="replace").read()
+    yield r
+    if started:
+        rigmod.stop(state)

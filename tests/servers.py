@@ -54,3 +54,99 @@ class ScriptedServer:
         self._stop = True
         self.thread.join(5)
         self.sock.close()
+
+
+class Conversation:
+    """A TCP server on 127.0.0.1 that plays one scripted conversation:
+    ("S", bytes) it sends, ("C", bytes) it expects to receive exactly,
+    ("CLOSE",) it hangs up. ``errors`` lists any mismatch."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.errors = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self):
+        self.sock.settimeout(10)
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        conn.settimeout(10)
+        buffer = b""
+        with conn:
+            for step in self.script:
+                if step[0] == "S":
+                    conn.sendall(step[1])
+                elif step[0] == "C":
+                    while len(buffer) < len(step[1]):
+                        data = conn.recv(65536)
+                        if not data:
+                            self.errors.append(f"client closed; expected {step[1]!r}")
+                            return
+                        buffer += data
+                    got, buffer = buffer[:len(step[1])], buffer[len(step[1]):]
+                    if got != step[1]:
+                        self.errors.append(f"expected {step[1]!r}, got {got!r}")
+                        return
+                elif step[0] == "CLOSE":
+                    return
+                elif step[0] == "HOLD":
+                    time.sleep(step[1])
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.thread.join(10)
+        self.sock.close()
+        assert not self.errors, self.errors
+
+
+class Forwarder:
+    """Listen on ``host`` (a loopback address the rig's certificate does not
+    name, e.g. 127.0.0.2) and forward every connection to 127.0.0.1:``port``:
+    a server reached under the wrong name."""
+
+    def __init__(self, port: int, host: str = "127.0.0.2"):
+        self.target = ("127.0.0.1", port)
+        self.sock = socket.socket()
+        self.sock.bind((host, 0))
+        self.sock.listen(4)
+        self.host, self.port = self.sock.getsockname()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.sock.close()

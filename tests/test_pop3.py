@@ -1,0 +1,268 @@
+"""smtpsend.pop3: scripted conversations for every command and error path,
+then the real thing against Dovecot (and Postfix to put mail there)."""
+
+import hashlib
+import io
+import re
+import uuid
+
+import pytest
+
+import mimecompose
+import smtpsend
+from smtpsend import pop3
+
+from servers import Conversation, Forwarder
+
+GREETING = b"+OK POP3 ready <1896.697170952@dbc.mtview.ca.us>\r\n"
+NO_STLS = [("C", b"CAPA\r\n"), ("S", b"+OK\r\nUSER\r\nUIDL\r\nTOP\r\n.\r\n")]
+
+
+def open_box(server, **kwargs):
+    kwargs.setdefault("tls", "starttls")
+    return pop3.connect("127.0.0.1", server.port, timeout=5, **kwargs)
+
+
+def test_apop_digest_rfc1939_example():
+    script = [("S", GREETING), *NO_STLS,
+              ("C", b"APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n"), ("S", b"+OK maildrop has 1 message\r\n"),
+              ("C", b"QUIT\r\n"), ("S", b"+OK bye\r\n")]
+    with Conversation(script) as server:
+        with open_box(server) as box:
+            assert box.timestamp == "<1896.697170952@dbc.mtview.ca.us>"
+            assert box.apop("mrose", "tanstaaf") == "maildrop has 1 message"
+
+
+def test_user_pass_refused_in_clear_then_apop():
+    digest = hashlib.md5(b"<1896.697170952@dbc.mtview.ca.us>secret").hexdigest().encode()
+    script = [("S", GREETING), *NO_STLS,
+              ("C", b"APOP u " + digest + b"\r\n"), ("S", b"+OK\r\n"), ("CLOSE",)]
+    with Conversation(script) as server:
+        box = open_box(server)
+        box.login("u", "secret")   # USER/PASS skipped: no TLS and no opt-in
+        box.close()
+
+
+def test_user_pass_with_opt_in_and_apop_fallback(tmp_path):
+    log = tmp_path / "pop.log"
+    digest = hashlib.md5(b"<1896.697170952@dbc.mtview.ca.us>pw").hexdigest().encode()
+    script = [("S", GREETING), ("C", b"USER u\r\n"), ("S", b"+OK\r\n"), ("C", b"PASS pw\r\n"),
+              ("S", b"-ERR [AUTH] Authentication failed.\r\n"),
+              ("C", b"APOP u " + digest + b"\r\n"), ("S", b"+OK logged in\r\n"), ("CLOSE",)]
+    with Conversation(script) as server:
+        box = open_box(server, tls="none", tlspolicy="insecure", logfile=str(log))
+        assert box.login("u", "pw") == "logged in"
+        box.close()
+    text = log.read_text()
+    assert "PASS ***" in text and "pw" not in text.replace("APOP", "")
+    assert digest.decode() not in text
+
+
+def test_login_failure_lists_each_method():
+    script = [("S", b"+OK ready\r\n"), ("C", b"USER u\r\n"), ("S", b"+OK\r\n"), ("C", b"PASS pw\r\n"),
+              ("S", b"-ERR [AUTH] Authentication failed.\r\n"), ("CLOSE",)]
+    with Conversation(script) as server:
+        box = open_box(server, tls="none", tlspolicy="insecure")
+        with pytest.raises(pop3.AuthenticationFailed) as info:
+            box.login("u", "pw")
+        assert [m for m, _ in info.value.errors] == ["USER/PASS"]
+        assert isinstance(info.value, smtpsend.SMTPError)
+        box.close()
+
+
+def test_netrc_credentials(tmp_path, monkeypatch):
+    (tmp_path / ".netrc").write_text("machine 127.0.0.1 login fromnetrc password netrcpw\n")
+    (tmp_path / ".netrc").chmod(0o600)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    script = [("S", b"+OK ready\r\n"), ("C", b"USER fromnetrc\r\n"), ("S", b"+OK\r\n"),
+              ("C", b"PASS netrcpw\r\n"), ("S", b"+OK\r\n"), ("CLOSE",)]
+    with Conversation(script) as server:
+        box = open_box(server, tls="none", tlspolicy="insecure")
+        box.login()
+        box.close()
+
+
+MESSAGE = b"Subject: hi\r\n\r\n..dot-stuffed line\r\nbody\r\n"
+
+
+def test_mailbox_commands():
+    script = [("S", b"+OK ready\r\n"), *NO_STLS,
+              ("C", b"STAT\r\n"), ("S", b"+OK 2 320\r\n"),
+              ("C", b"LIST\r\n"), ("S", b"+OK 2 messages\r\n1 120\r\n2 200\r\n.\r\n"),
+              ("C", b"LIST 2\r\n"), ("S", b"+OK 2 200\r\n"),
+              ("C", b"UIDL\r\n"), ("S", b"+OK\r\n1 whqtswO00WBw418f9t5JxYwZ\r\n2 QhdPYR:00WBw1Ph7x7\r\n.\r\n"),
+              ("C", b"UIDL 1\r\n"), ("S", b"+OK 1 whqtswO00WBw418f9t5JxYwZ\r\n"),
+              ("C", b"RETR 1\r\n"), ("S", b"+OK 120 octets\r\n" + MESSAGE + b".\r\n"),
+              ("C", b"RETR 1\r\n"), ("S", b"+OK 120 octets\r\n" + MESSAGE + b".\r\n"),
+              ("C", b"RETR 1\r\n"), ("S", b"+OK 120 octets\r\n" + MESSAGE + b".\r\n"),
+              ("C", b"TOP 1 0\r\n"), ("S", b"+OK\r\nSubject: hi\r\n\r\n.\r\n"),
+              ("C", b"LAST\r\n"), ("S", b"-ERR Unknown command: LAST\r\n"),
+              ("C", b"NOOP\r\n"), ("S", b"+OK\r\n"),
+              ("C", b"DELE 1\r\n"), ("S", b"+OK marked\r\n"),
+              ("C", b"DELE 1\r\n"), ("S", b"-ERR message 1 already deleted\r\n"),
+              ("C", b"RSET\r\n"), ("S", b"+OK\r\n"),
+              ("C", b"QUIT\r\n"), ("S", b"+OK bye\r\n")]
+    with Conversation(script) as server:
+        with open_box(server) as box:
+            assert box.stat() == (2, 320)
+            assert box.list() == {1: 120, 2: 200}
+            assert box.list(2) == 200
+            assert box.uidl() == {1: "whqtswO00WBw418f9t5JxYwZ", 2: "QhdPYR:00WBw1Ph7x7"}
+            assert box.uidl(1) == "whqtswO00WBw418f9t5JxYwZ"
+            assert box.retr(1, raw=True) == b"Subject: hi\r\n\r\n.dot-stuffed line\r\nbody\r\n"
+            part = box.retr(1)
+            assert part.getheader("Subject") == ["hi"] and part.getbody() == b".dot-stuffed line\r\nbody\r\n"
+            sink = io.BytesIO()
+            assert box.retr(1, fileobj=sink) == len(sink.getvalue())
+            assert box.headers(1).getheader("Subject") == ["hi"]
+            with pytest.raises(pop3.ErrResponse) as info:
+                box.last()
+            assert info.value.text == "Unknown command: LAST" and info.value.command == "LAST"
+            box.noop()
+            box.dele(1)
+            with pytest.raises(pop3.ErrResponse):
+                box.dele(1)
+            box.rset()
+
+
+@pytest.mark.parametrize("reply,error", [
+    (b"HELLO\r\n", smtpsend.RemoteProtocolError),
+    (b"+OK 2\r\n", smtpsend.RemoteProtocolError),
+])
+def test_malformed_responses(reply, error):
+    script = [("S", b"+OK ready\r\n"), *NO_STLS, ("C", b"STAT\r\n"), ("S", reply), ("CLOSE",)]
+    with Conversation(script) as server:
+        box = open_box(server)
+        with pytest.raises(error):
+            box.stat()
+        box.close()
+
+
+def test_truncated_multiline_and_silence():
+    script = [("S", b"+OK ready\r\n"), *NO_STLS, ("C", b"RETR 1\r\n"), ("S", b"+OK\r\nSubject: x\r\n"), ("CLOSE",)]
+    with Conversation(script) as server:
+        box = open_box(server)
+        with pytest.raises(smtpsend.TransportError):
+            box.retr(1)
+        box.close()
+    with Conversation([("S", b"+OK ready\r\n"), *NO_STLS, ("C", b"NOOP\r\n"), ("HOLD", 1)]) as server:
+        box = pop3.connect("127.0.0.1", server.port, timeout=0.3)
+        with pytest.raises(smtpsend.Timeout):
+            box.noop()
+        box.close()
+
+
+def test_error_exit_closes_without_quit():
+    script = [("S", b"+OK ready\r\n"), *NO_STLS, ("C", b"DELE 1\r\n"), ("S", b"+OK\r\n"), ("CLOSE",)]
+    with Conversation(script) as server:
+        with pytest.raises(RuntimeError):
+            with open_box(server) as box:
+                box.dele(1)
+                raise RuntimeError("script failed: keep the mail")
+
+
+def test_stls_required_but_absent():
+    with Conversation([("S", b"+OK ready\r\n"), *NO_STLS, ("CLOSE",)]) as server:
+        with pytest.raises(smtpsend.TLSRequired):
+            open_box(server, tlspolicy="secure")
+
+
+def test_injection_refused():
+    with Conversation([("S", b"+OK ready\r\n"), *NO_STLS, ("CLOSE",)]) as server:
+        box = open_box(server)
+        with pytest.raises(ValueError):
+            box.apop("u\r\nDELE 1", "x")
+        box.close()
+
+
+# ---------------------------------------------------------------- against Dovecot
+
+
+def deliver(rig, to="alice@example.test", body="Hello from the rig\n", **fields):
+    """Send a message through Postfix; returns its unique Subject."""
+    marker = f"rig-{uuid.uuid4().hex[:12]}"
+    header = [("From", "bob@example.test"), ("To", to), ("Subject", marker), *fields.items()]
+    smtpsend.sendmessage(mimecompose.compose(body, header=header), servers=["localhost"],
+                         ports=[rig.ports["smtp"]], ssl_context=rig.context)
+    assert rig.queue_empty()
+    return marker
+
+
+def find(box, marker):
+    for n in box.list():
+        if marker in box.top(n, 0).decode("utf-8", "replace"):
+            return n
+    raise AssertionError(f"{marker} not in the mailbox")
+
+
+@pytest.fixture
+def alice(rig):
+    box = pop3.connect("localhost", rig.ports["pop3"], ssl_context=rig.context, timeout=10)
+    box.login("alice@example.test", "alice-pw")
+    yield box
+    box.close()
+
+
+def test_dovecot_stls_retrieve_byte_for_byte(rig):
+    marker = deliver(rig, body="Grüße\n.lone dot below\n.\nend\n")
+    with pop3.connect("localhost", rig.ports["pop3"], ssl_context=rig.context) as box:
+        assert box.tls
+        box.login("alice@example.test", "alice-pw")
+        n = find(box, marker)
+        raw = box.retr(n, raw=True)
+        part = box.retr(n)
+        assert part.getbody(decode=True).replace("\r\n", "\n") == "Grüße\n.lone dot below\n.\nend\n"
+        assert len(raw) == box.list(n)
+        box.dele(n)
+
+
+def test_dovecot_pop3s_apop_uidl_top(rig):
+    marker = deliver(rig, body="".join(f"line {i}\n" for i in range(10)))
+    with pop3.connect("localhost", rig.ports["pop3s"], tls="implicit", ssl_context=rig.context) as box:
+        assert box.timestamp and box.tls
+        box.apop("alice@example.test", "alice-pw")
+        n = find(box, marker)
+        uid = box.uidl(n)
+        assert re.fullmatch(r"[0-9a-f]{16}", uid) and box.uidl()[n] == uid
+        top = box.top(n, 3)
+        body = top.split(b"\r\n\r\n", 1)[1]
+        assert body == b"line 0\r\nline 1\r\nline 2\r\n"
+        box.dele(n)
+
+
+def test_dovecot_dele_quit_removes_and_rset_keeps(rig):
+    marker = deliver(rig)
+    with pop3.connect("localhost", rig.ports["pop3"], ssl_context=rig.context) as box:
+        box.login("alice@example.test", "alice-pw")
+        n = find(box, marker)
+        box.dele(n)
+        box.rset()
+    with pop3.connect("localhost", rig.ports["pop3"], ssl_context=rig.context) as box:
+        box.login("alice@example.test", "alice-pw")
+        n = find(box, marker)       # still there after RSET
+        box.dele(n)
+    with pop3.connect("localhost", rig.ports["pop3"], ssl_context=rig.context) as box:
+        box.login("alice@example.test", "alice-pw")
+        with pytest.raises(AssertionError):
+            find(box, marker)       # gone after DELE + QUIT
+
+
+@pytest.mark.parametrize("user", ["alice@example.test", "carol@example.test", "jörg@example.test"])
+def test_dovecot_sasl_each_user(rig, user):
+    password = rig.users[user][0]
+    with pop3.connect("localhost", rig.ports["pop3"], ssl_context=rig.context) as box:
+        box.auth(user, password)
+        assert box.stat()[0] >= 0
+
+
+def test_dovecot_wrong_password(rig):
+    with pop3.connect("localhost", rig.ports["pop3"], ssl_context=rig.context) as box:
+        with pytest.raises(pop3.AuthenticationFailed) as info:
+            box.login("alice@example.test", "wrong")
+        assert "Authentication failed" in str(info.value)
+
+
+def test_dovecot_wrong_host_name(rig):
+    with Forwarder(rig.ports["pop3s"]) as wrong:
+        with pytest.raises(smtpsend.TLSError, match="certificate"):
+            pop3.connect(wrong.host, wrong.port, tls="implicit", ssl_context=rig.context, timeout=5)
