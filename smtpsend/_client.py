@@ -21,7 +21,7 @@ from mimecompose._serialize import iter_part
 from ._data import MessageData
 from ._envelope import Message, as_part, prepare
 from ._errors import Rejected, SMTPError, TransportError, UsageError
-from ._send import _client_name, _policy_arg, _tracer, parse_server, resolve
+from ._send import _client_name, _mechanisms, _policy_arg, _tracer, parse_server, resolve
 from ._session import Session, Timeouts
 from ._sync import SyncConnection, pump
 
@@ -33,12 +33,13 @@ class Client:
 
     def __init__(self, host: str, port: int, *, client: str, usetls: bool, tlsimport: bool,
                  tlspolicy, ssl_context: Optional[ssl.SSLContext], username: Optional[str],
-                 password: Optional[str], token: Optional[str], timeouts: Timeouts, trace) -> None:
+                 password: Optional[str], token: Optional[str], timeouts: Timeouts, trace,
+                 mechanisms: Optional[list[str]] = None) -> None:
         self.host = host
         self.port = port
         self._options = dict(client=client, usetls=usetls, implicit_tls=tlsimport, tlspolicy=tlspolicy,
                              username=username, password=password, token=token, host=host,
-                             timeouts=timeouts, trace=trace)
+                             mechanisms=mechanisms, timeouts=timeouts, trace=trace)
         self._ssl_context = ssl_context
         self._timeouts = timeouts
         self._trace = trace
@@ -119,7 +120,7 @@ class Client:
 def connect(server: str = "localhost", port: Optional[int] = None, *, client: Optional[str] = None,
             usetls: bool = True, tlsimport: bool = False, tlspolicy=None,
             ssl_context: Optional[ssl.SSLContext] = None, username: Optional[str] = None,
-            password: Optional[str] = None, token: Optional[str] = None,
+            password: Optional[str] = None, token: Optional[str] = None, mechanisms=None,
             timeout: Optional[float] = None, maxsecs: float = 120, debug=False) -> Client:
     """Open a connection to ``server`` (``host``, ``host:port`` or
     ``[v6]:port``) for several messages. The options mean what they mean
@@ -131,5 +132,5 @@ def connect(server: str = "localhost", port: Optional[int] = None, *, client: Op
     client = Client(host, port, client=_client_name(client, [host]), usetls=usetls, tlsimport=tlsimport,
                     tlspolicy=_policy_arg(tlspolicy), ssl_context=ssl_context, username=username,
                     password=password, token=token, timeouts=Timeouts.make(timeout, maxsecs),
-                    trace=_tracer(debug))
+                    trace=_tracer(debug), mechanisms=_mechanisms(mechanisms))
     return client.open()

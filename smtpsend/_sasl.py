@@ -158,11 +158,10 @@ class DigestMD5(Mechanism):
     def _hash_input(self, realm: str, utf8: bool) -> bytes:
         text = f"{self._username}:{realm}:{self._password}"
         if utf8:
-            # RFC 2831 section 2.1.2.1: ISO 8859-1 when every character fits
-            try:
-                return text.encode("iso-8859-1")
-            except UnicodeEncodeError:
-                return text.encode("utf-8")
+            # RFC 2831 section 2.1.2.1 says to hash ISO 8859-1 when every
+            # character fits, but Dovecot (the server most submission services
+            # run) hashes the UTF-8 as it is, and so do GNU SASL and msmtp.
+            return text.encode("utf-8")
         return text.encode("iso-8859-1", "replace")
 
     def _respond(self, challenge: bytes) -> bytes:

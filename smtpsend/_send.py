@@ -114,6 +114,14 @@ def _client_name(client: Optional[str], servers: list[str]) -> str:
     return client
 
 
+def _mechanisms(mechanisms) -> Optional[list[str]]:
+    if mechanisms is None:
+        return None
+    if isinstance(mechanisms, str):
+        mechanisms = mechanisms.replace(",", " ").split()
+    return [str(m) for m in mechanisms]
+
+
 def _policy_arg(tlspolicy):
     if tlspolicy is None or callable(tlspolicy) or tlspolicy in ("secure", "insecure"):
         return tlspolicy
@@ -127,15 +135,16 @@ def sendmessage(part: Message, servers: Union[str, Iterable[str]] = ("localhost"
                 queue: bool = False, usetls: bool = True, tlsimport: bool = False,
                 tlspolicy=None, ssl_context: Optional[ssl.SSLContext] = None,
                 username: Optional[str] = None, password: Optional[str] = None,
-                token: Optional[str] = None, maxsecs: float = 120, timeout: Optional[float] = None,
-                debug=False) -> list[Rejected]:
+                token: Optional[str] = None, mechanisms: Optional[Iterable[str]] = None,
+                maxsecs: float = 120, timeout: Optional[float] = None, debug=False) -> list[Rejected]:
     """Send ``part`` (a mimecompose Part, raw bytes, or an email.message.Message).
 
     The envelope comes from the header unless ``originator`` and
     ``recipients`` are given (see :func:`smtpsend.envelope`); ``header``
     adds or replaces fields in the transmitted copy. Each server is tried in
     turn, in tandem with ``ports`` (default 25, or 465 with ``tlsimport``);
-    a server may be ``host:port`` or ``[v6]:port``.
+    a server may be ``host:port`` or ``[v6]:port``. ``mechanisms`` limits
+    SASL to the named mechanisms (still strongest first).
 
     Returns ``[]`` when every recipient was accepted; with ``atleastone``,
     the list of refused recipients when the message went to the others.
@@ -179,7 +188,8 @@ def sendmessage(part: Message, servers: Union[str, Iterable[str]] = ("localhost"
         for family, sockaddr in addresses:
             session = Session(client=name, usetls=usetls, implicit_tls=tlsimport, tlspolicy=policy,
                               username=username, password=password, token=token, host=host,
-                              queue=queue, timeouts=timeouts, trace=trace)
+                              queue=queue, mechanisms=_mechanisms(mechanisms), timeouts=timeouts,
+                              trace=trace)
             connection = None
             try:
                 if trace:

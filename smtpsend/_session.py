@@ -104,9 +104,10 @@ class Session:
     def __init__(self, *, client: str, usetls: bool = True, implicit_tls: bool = False,
                  tlspolicy: Policy = None, username: Optional[str] = None,
                  password: Optional[str] = None, token: Optional[str] = None,
-                 host: str = "localhost", queue: bool = False,
+                 host: str = "localhost", queue: bool = False, mechanisms: Optional[list[str]] = None,
                  timeouts: Timeouts = Timeouts(), trace: Optional[Callable[[str], None]] = None) -> None:
         self.client = client
+        self.mechanisms = [m.upper() for m in mechanisms] if mechanisms is not None else None
         self.usetls = usetls
         self.implicit_tls = implicit_tls
         self.tlspolicy = tlspolicy
@@ -266,6 +267,8 @@ class Session:
         offered = self.extensions.auth
         if not offered:
             raise NotSupported("the server offers no AUTH, but credentials were given")
+        if self.mechanisms is not None:
+            offered = [m for m in offered if m in self.mechanisms]
         binding = self.tls.channel_binding if self.tls else None
         mechanisms = choose(offered, self.username, self._password, self._token, self.host, binding)
         if not mechanisms:
@@ -398,6 +401,10 @@ class Session:
     def _check_mail(self, reply: Reply, command: str) -> None:
         if reply.code // 100 == 2:
             return
+        if reply.code == 530:
+            # RFC 3207 / RFC 4954: "Must issue a STARTTLS command first",
+            # "Authentication required" -- the server's terms, not the message
+            raise ServerUnavailable("server requires TLS or authentication first", reply, command)
         if reply.code // 100 == 5:
             raise SenderRefused("originator refused", reply, command)
         raise ServerUnavailable("MAIL FROM refused for now", reply, command)

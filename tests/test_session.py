@@ -195,6 +195,12 @@ def test_malformed_reply_is_a_protocol_error():
         run([("S", b"2x0 hello\r\n")], usetls=False)
 
 
+def test_530_to_mail_is_the_servers_terms():
+    with pytest.raises(smtpsend.ServerUnavailable):
+        run([GREET, EHLO, ehlo("HELP"), ("C", b"MAIL FROM:<a@x.org>\r\n"),
+             ("S", b"530 5.7.0 Must issue a STARTTLS command first\r\n")], usetls=False)
+
+
 def test_421_anywhere_is_server_failure():
     with pytest.raises(smtpsend.ServerUnavailable):
         run([GREET, EHLO, ehlo("HELP"), ("C", b"MAIL FROM:<a@x.org>\r\n"), ("S", b"250 ok\r\n"),
