@@ -1,5 +1,6 @@
 """A private Postfix + Dovecot pair on 127.0.0.1, for the real-server tests.
 
+    python tests/rig/rig.py install             # the Debian packages (root; idempotent)
     python tests/rig/rig.py start [STATE_DIR]   # install if needed, configure, start; prints the state dir
     python tests/rig/rig.py stop STATE_DIR      # stop exactly the daemons started there
 
@@ -43,7 +44,7 @@ USERS = {
 }
 ALIASES = {"postmaster": "alice", "root": "alice", "abuse": "alice"}
 SYSTEM_USER = "mailrig"
-PACKAGES = ["postfix", "dovecot-core", "dovecot-pop3d"]
+PACKAGES = ["postfix", "dovecot-core", "dovecot-pop3d", "tcllib", "tcl-tls"]
 
 
 def available() -> tuple[bool, str]:
@@ -57,13 +58,17 @@ def available() -> tuple[bool, str]:
 
 
 def install() -> None:
-    """Install Postfix and Dovecot from Debian's packages, non-interactively.
+    """Install Postfix, Dovecot (and tcllib, for the side-by-side tests) from
+    Debian's packages, non-interactively; only what is missing.
 
     Nothing may start during the install: "No configuration" leaves Postfix
     without a main.cf, and policy-rc.d keeps the stock Dovecot (listening
     on every address) from starting.
     """
-    if all(shutil.which(b, path="/usr/sbin:/usr/bin") for b in ("postfix", "dovecot")):
+    missing = [p for p in PACKAGES if subprocess.run(["dpkg-query", "-W", "-f=${Status}", p],
+                                                      capture_output=True, text=True).stdout
+               != "install ok installed"]
+    if not missing:
         return
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     selections = ("postfix postfix/main_mailer_type select No configuration\n"
@@ -78,7 +83,7 @@ def install() -> None:
     try:
         subprocess.run(["apt-get", "update", "-q"], env=env, check=True, stdout=subprocess.DEVNULL)
         subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends",
-                        "-o", "Dpkg::Options::=--force-confold", *PACKAGES], env=env, check=True,
+                        "-o", "Dpkg::Options::=--force-confold", *missing], env=env, check=True,
                        stdout=subprocess.DEVNULL)
     finally:
         if made_policy:
@@ -339,7 +344,9 @@ def queue_empty(state: str, timeout: float = 20) -> bool:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) >= 2 and sys.argv[1] == "start":
+    if sys.argv[1:] == ["install"]:
+        install()
+    elif len(sys.argv) >= 2 and sys.argv[1] == "start":
         print(start(sys.argv[2] if len(sys.argv) > 2 else None))
     elif len(sys.argv) == 3 and sys.argv[1] == "stop":
         stop(sys.argv[2])
