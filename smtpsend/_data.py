@@ -8,7 +8,7 @@ from typing import Iterable, Iterator
 
 from mimecompose._codecs import LineBreakNormalizer
 
-__all__ = ["DotStuffer", "MessageData", "data_blocks"]
+__all__ = ["DotStuffer", "MessageData", "data_blocks", "unstuff"]
 
 BLOCK = 65536
 _KEEP = 8 << 20   # messages up to this size are serialised once and kept
@@ -46,6 +46,12 @@ class DotStuffer:
         if not self._at_line_start:
             tail += b"\r\n"
         return tail + b".\r\n"
+
+
+def unstuff(line: bytes) -> bytes:
+    """Undo dot-stuffing on one received line (RFC 5321 section 4.5.2,
+    RFC 1939 section 3): the inverse of DotStuffer, used by the POP3 client."""
+    return line[1:] if line.startswith(b".") else line
 
 
 def data_blocks(chunks: Iterable[bytes], trailer: bytes = b"") -> Iterator[bytes]:

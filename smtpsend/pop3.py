@@ -34,6 +34,7 @@ from typing import IO, Callable, Optional, Union
 
 import mimecompose
 
+from ._data import unstuff
 from ._errors import (RemoteProtocolError, SMTPError, Timeout, TLSError, TLSRequired,
                       TransportError, UsageError)
 from ._sasl import SASLFailure, choose
@@ -63,12 +64,6 @@ class AuthenticationFailed(POP3Error):
     def __init__(self, errors: list) -> None:
         super().__init__("login failed: " + "; ".join(f"{m}: {e}" for m, e in errors))
         self.errors = errors
-
-
-def unstuff(line: bytes) -> bytes:
-    """Undo RFC 1939 section 3 byte-stuffing of one line of a multi-line
-    response (the rule SMTP's DotStuffer applies in the other direction)."""
-    return line[1:] if line.startswith(b".") else line
 
 
 class POP3:

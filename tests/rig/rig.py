@@ -169,6 +169,7 @@ virtual_alias_maps = texthash:{pf}/valias
 virtual_uid_maps = static:{uid}
 virtual_gid_maps = static:{gid}
 virtual_mailbox_limit = 0
+recipient_delimiter = +
 message_size_limit = 10485760
 transport_maps = texthash:{pf}/transport
 relay_domains = relay.example.test
