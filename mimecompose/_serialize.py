@@ -48,35 +48,62 @@ def _field_bytes(part: Part, field: Field) -> bytes:
     return raw if raw.endswith(b"\n") else raw + _CRLF
 
 
+def _seven_bit(part: Part) -> str | None:
+    """With a 7-bit downgrade (RFC 6152 section 3: no 8BITMIME), the
+    encoding this part must get instead of its own, or None to keep it."""
+    encoding = part._effective_encoding()
+    if part._source is None:
+        return "7bit" if encoding in ("8bit", "binary") else None
+    if encoding not in ("8bit", "binary"):
+        return None
+    if part._encoded and part._source.read().isascii():
+        return None   # labelled 8bit, but 7-bit clean: nothing to do
+    return "quoted-printable" if part._content.startswith("text/") else "base64"
+
+
 def iter_part(part: Part, root: bool = True, add: Iterable[tuple[str, str]] = (),
-              omit: frozenset[str] = frozenset()) -> Iterator[bytes]:
+              omit: frozenset[str] = frozenset(), seven_bit: bool = False) -> Iterator[bytes]:
     """Yield ``part`` as CRLF bytes.
 
     ``root`` marks a whole message (a built one gets ``MIME-Version: 1.0``).
     ``add`` are fields written first; fields named in ``omit`` (lower-case)
     are left out -- the sender uses these for Date/Message-ID and Bcc.
+    ``seven_bit`` re-encodes 8bit and binary parts as quoted-printable or
+    base64, for a server without 8BITMIME.
     """
     add = list(add)
     fields = part._headers.fields
-    if _clean(part) and not add and not any(f.lname in omit for f in fields):
+    recode = _seven_bit(part) if seven_bit else None
+    if _clean(part) and not add and not seven_bit and not any(f.lname in omit for f in fields):
         yield from _raw(part, part._raw)
         return
     out = [format_field(name, value) for name, value in add]
     names = {name.lower() for name, _ in add}
     for field in fields:
-        if field.lname not in omit:
-            out.append(_field_bytes(part, field))
+        if field.lname in omit or (recode and field.lname == "content-transfer-encoding"):
+            continue
+        out.append(_field_bytes(part, field))
     if part._parsed is None:
         if root and "mime-version" not in names and "mime-version" not in omit:
             out.append(b"MIME-Version: 1.0\r\n")
-        out.extend(format_field(f.name, f.value) for f in part._mime_fields())
+        for f in part._mime_fields():
+            if not (recode and f.lname == "content-transfer-encoding"):
+                out.append(format_field(f.name, f.value))
+    if recode and recode != "7bit":
+        out.append(format_field("Content-Transfer-Encoding", recode))
     out.append(_CRLF)
     yield b"".join(out)
-    yield from _iter_body(part)
+    yield from _iter_body(part, seven_bit, recode)
 
 
-def _iter_body(part: Part) -> Iterator[bytes]:
-    if part._parsed is not None and part._body_raw is not None and _clean(part):
+def _iter_body(part: Part, seven_bit: bool = False, recode: str | None = None) -> Iterator[bytes]:
+    if recode and part._source is not None:
+        if part._encoded:
+            yield from _encode(iter([part.getbody()]), recode, part._content.startswith("text/"))
+        else:
+            yield from _encode(part._source.chunks(), recode, part._content.startswith("text/"))
+        return
+    if not seven_bit and part._parsed is not None and part._body_raw is not None and _clean(part):
         yield from _raw(part, part._body_raw)
         return
     if part._source is not None:
@@ -86,7 +113,7 @@ def _iter_body(part: Part) -> Iterator[bytes]:
             yield from _encode_leaf(part)
         return
     if part._content == "message/rfc822":
-        yield from iter_part(part._parts[0], root=True)
+        yield from iter_part(part._parts[0], root=True, seven_bit=seven_bit)
         return
     boundary = part._params["boundary"].encode("ascii")
     delimiter = b"\r\n--" + boundary + b"\r\n"
@@ -97,7 +124,7 @@ def _iter_body(part: Part) -> Iterator[bytes]:
     for n, child in enumerate(part._parts):
         if n:
             yield delimiter
-        yield from iter_part(child, root=False)
+        yield from iter_part(child, root=False, seven_bit=seven_bit)
     yield b"\r\n--" + boundary + b"--"
     if part.epilogue is not None:
         yield _CRLF + part.epilogue
@@ -107,8 +134,11 @@ def _iter_body(part: Part) -> Iterator[bytes]:
 
 def _encode_leaf(part: Part) -> Iterator[bytes]:
     """Encode a built leaf's content with its Content-Transfer-Encoding."""
-    encoding = part._effective_encoding()
-    text = part._content.startswith("text/")
+    yield from _encode(part._source.chunks(), part._effective_encoding(), part._content.startswith("text/"))
+
+
+def _encode(chunks: Iterable[bytes], encoding: str, text: bool) -> Iterator[bytes]:
+    """Encode content chunks with ``encoding``; text line breaks become CRLF."""
     if encoding == "base64":
         encoders = [LineBreakNormalizer(_CRLF), Base64Encoder()] if text else [Base64Encoder()]
     elif encoding == "quoted-printable":
@@ -117,7 +147,7 @@ def _encode_leaf(part: Part) -> Iterator[bytes]:
         encoders = [LineBreakNormalizer(_CRLF)]
     else:
         encoders = []
-    for block in part._source.chunks():
+    for block in chunks:
         for encoder in encoders:
             block = encoder.feed(block)
         if block:

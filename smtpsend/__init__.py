@@ -12,7 +12,7 @@
                                     username="ops", password="...")
 """
 
-from ._client import Client, connect
+from ._client import Client, connect, etrn, expand, help, verify
 from ._envelope import Envelope, envelope, transmitted
 from ._errors import (AllServersFailed, Attempt, AuthenticationError, DataRefused,
                       DeliveryUncertain, MessageTooBig, NotSupported, RecipientsRefused, Rejected,
@@ -20,6 +20,7 @@ from ._errors import (AllServersFailed, Attempt, AuthenticationError, DataRefuse
                       Timeout, TLSError, TLSRequired, TransportError, UsageError)
 from ._reply import EnhancedStatus, Reply
 from ._send import sendmessage
+from ._session import Delivery, Event
 
 __all__ = [
     "AllServersFailed",
@@ -27,9 +28,11 @@ __all__ = [
     "AuthenticationError",
     "Client",
     "DataRefused",
+    "Delivery",
     "DeliveryUncertain",
     "EnhancedStatus",
     "Envelope",
+    "Event",
     "MessageTooBig",
     "NotSupported",
     "RecipientsRefused",
@@ -47,8 +50,12 @@ __all__ = [
     "UsageError",
     "connect",
     "envelope",
+    "etrn",
+    "expand",
+    "help",
     "sendmessage",
     "transmitted",
+    "verify",
 ]
 
 __version__ = "0.1.0"

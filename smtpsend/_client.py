@@ -16,16 +16,17 @@ from __future__ import annotations
 import ssl
 from typing import Iterable, Optional
 
-from mimecompose._serialize import iter_part
-
-from ._data import MessageData
+from ._data import MessageData, data_blocks
 from ._envelope import Message, as_part, prepare
-from ._errors import Rejected, SMTPError, TransportError, UsageError
+from ._errors import (AllServersFailed, Attempt, NotSupported, Rejected, SMTPError, TransportError,
+                      UsageError)
+from ._extensions import Extensions
+from ._reply import Reply
 from ._send import _client_name, _mechanisms, _policy_arg, _tracer, parse_server, resolve
-from ._session import Session, Timeouts
+from ._session import Delivery, Send, Session, Timeouts
 from ._sync import SyncConnection, pump
 
-__all__ = ["Client", "connect"]
+__all__ = ["Client", "connect", "etrn", "expand", "help", "verify"]
 
 
 class Client:
@@ -34,12 +35,12 @@ class Client:
     def __init__(self, host: str, port: int, *, client: str, usetls: bool, tlsimport: bool,
                  tlspolicy, ssl_context: Optional[ssl.SSLContext], username: Optional[str],
                  password: Optional[str], token: Optional[str], timeouts: Timeouts, trace,
-                 mechanisms: Optional[list[str]] = None) -> None:
+                 mechanisms: Optional[list[str]] = None, **hooks) -> None:
         self.host = host
         self.port = port
         self._options = dict(client=client, usetls=usetls, implicit_tls=tlsimport, tlspolicy=tlspolicy,
                              username=username, password=password, token=token, host=host,
-                             mechanisms=mechanisms, timeouts=timeouts, trace=trace)
+                             mechanisms=mechanisms, timeouts=timeouts, trace=trace, **hooks)
         self._ssl_context = ssl_context
         self._timeouts = timeouts
         self._trace = trace
@@ -73,19 +74,23 @@ class Client:
         raise last
 
     def sendmessage(self, part: Message, originator: Optional[str] = None, recipients=None,
-                    header: Iterable[tuple[str, str]] = (), atleastone: bool = False) -> list[Rejected]:
+                    header: Iterable[tuple[str, str]] = (), atleastone: bool = False,
+                    **esmtp) -> list[Rejected]:
         """Send one message over this connection (as smtpsend.sendmessage,
-        without failover). A connection found closed before any of the
-        message was sent is opened again once."""
+        without failover; ``esmtp`` takes the Delivery options: ret, envid,
+        notify, orcpt, require_dsn, deliverby, priority, requiretls,
+        mail_auth). A connection found closed before any of the message was
+        sent is opened again once."""
+        options = Delivery(atleastone=atleastone, **esmtp)
         message = as_part(part)
         prepared = prepare(message, originator, recipients, header, client=self._options["client"])
-        data = MessageData(lambda: iter_part(message, root=True, add=prepared.add, omit=prepared.omit))
+        data = MessageData.from_part(message, prepared.add, prepared.omit)
         for retry in (True, False):
             if self._connection is None:
                 self.open()
             session = self.session
             try:
-                return pump(session.deliver(prepared.envelope, data, atleastone), self._connection)
+                return pump(session.deliver(prepared.envelope, data, options), self._connection)
             except SMTPError as exc:
                 exc.server, exc.port, exc.stage = self.host, self.port, session.stage
                 stale = isinstance(exc, TransportError) and session.stage == "mail"
@@ -95,6 +100,116 @@ class Client:
                 if self._trace:
                     self._trace("* connection was closed by the server; opening it again")
         raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------ seed commands
+    # Each returns the server's Reply, positive or not (scsh and smtplib
+    # style); only the connection's own failures raise.
+
+    def _run(self, dialogue):
+        if self._connection is None:
+            self.open()
+        try:
+            return pump(dialogue, self._connection)
+        except SMTPError as exc:
+            exc.server, exc.port, exc.stage = self.host, self.port, self.session.stage
+            if isinstance(exc, TransportError):
+                self._drop()
+            raise
+
+    def command(self, line: str) -> Reply:
+        """Send one command line; returns the reply. UsageError for CR/LF/NUL."""
+        return self._run(self.session._command(line, self._timeouts.command))
+
+    def ehlo(self, name: Optional[str] = None) -> Extensions:
+        """EHLO again (HELO when EHLO is refused); returns the extensions."""
+        if name is not None:
+            self.session.client = name
+        self._run(self.session._hello())
+        return self.session.extensions
+
+    def helo(self, name: Optional[str] = None) -> Reply:
+        return self.command(f"HELO {name or self.session.client}")
+
+    def starttls(self) -> None:
+        """Upgrade now with STARTTLS (if not encrypted yet); fails rather
+        than going on in plaintext."""
+        session = self.session
+        session.usetls, policy = True, session.tlspolicy
+        session.tlspolicy = "secure"
+        try:
+            self._run(session._negotiate_tls())
+        finally:
+            session.tlspolicy = policy
+
+    def login(self, username: str, password: Optional[str] = None, token: Optional[str] = None) -> None:
+        """AUTH with the strongest mechanism offered (see sendmessage)."""
+        session = self.session
+        session.username, session._password, session._token = username, password, token
+        self._run(session._authenticate())
+
+    def mail(self, sender: str, params: Iterable[str] = ()) -> Reply:
+        return self.command(f"MAIL FROM:<{sender}>" + "".join(" " + p for p in params))
+
+    def rcpt(self, address: str, params: Iterable[str] = ()) -> Reply:
+        return self.command(f"RCPT TO:<{address}>" + "".join(" " + p for p in params))
+
+    def data(self, message: Message) -> Reply:
+        """DATA and the message (dot-stuffed, CRLF); returns the final
+        reply, or the refusal of DATA itself."""
+        part = as_part(message)
+        data = MessageData.from_part(part)
+
+        def dialogue():
+            reply = yield from self.session._command("DATA", self._timeouts.data_start)
+            if reply.code != 354:
+                return reply
+            yield Send(data_blocks(data.chunks()), self._timeouts.data_block)
+            [final] = yield from self.session._read(1, self._timeouts.final)
+            return final
+        return self._run(dialogue())
+
+    def rset(self) -> Reply:
+        return self.command("RSET")
+
+    def noop(self) -> Reply:
+        return self.command("NOOP")
+
+    def vrfy(self, address: str) -> Reply:
+        """VRFY (RFC 5321 section 3.5): many servers answer 252 ("cannot
+        verify, will try") by policy."""
+        return self.command(f"VRFY {address}")
+
+    def expn(self, name: str) -> Reply:
+        return self.command(f"EXPN {name}")
+
+    def help(self, topic: Optional[str] = None) -> Reply:
+        return self.command("HELP" + (f" {topic}" if topic else ""))
+
+    def etrn(self, node: str) -> Reply:
+        """ETRN (RFC 1985): ask the server to run its queue for ``node``
+        (a domain, ``@domain`` or ``#queue``). NotSupported if not offered."""
+        if "ETRN" not in self.session.extensions:
+            raise NotSupported("the server does not offer ETRN")
+        return self.command(f"ETRN {node}")
+
+    def quit(self) -> None:
+        self.close()
+
+    def _obsolete(self, verb: str, why: str):
+        raise NotSupported(f"{verb} is not supported: {why}")
+
+    def send(self, *args):
+        self._obsolete("SEND", "RFC 5321 removed SEND, SOML and SAML (terminal delivery is gone)")
+
+    def soml(self, *args):
+        self._obsolete("SOML", "RFC 5321 removed SEND, SOML and SAML (terminal delivery is gone)")
+
+    def saml(self, *args):
+        self._obsolete("SAML", "RFC 5321 removed SEND, SOML and SAML (terminal delivery is gone)")
+
+    def turn(self, *args):
+        self._obsolete("TURN", "RFC 2821 removed TURN: it let anyone take another host's mail; "
+                               "use ETRN (RFC 1985)")
 
     def _drop(self) -> None:
         if self._connection is not None:
@@ -121,7 +236,8 @@ def connect(server: str = "localhost", port: Optional[int] = None, *, client: Op
             usetls: bool = True, tlsimport: bool = False, tlspolicy=None,
             ssl_context: Optional[ssl.SSLContext] = None, username: Optional[str] = None,
             password: Optional[str] = None, token: Optional[str] = None, mechanisms=None,
-            timeout: Optional[float] = None, maxsecs: float = 120, debug=False) -> Client:
+            timeout: Optional[float] = None, maxsecs: float = 120, debug=False, events=None,
+            monitor=None, monitor_headers: bool = False, progress=None) -> Client:
     """Open a connection to ``server`` (``host``, ``host:port`` or
     ``[v6]:port``) for several messages. The options mean what they mean
     for sendmessage. Raises UsageError for bad options and the connection's
@@ -132,5 +248,49 @@ def connect(server: str = "localhost", port: Optional[int] = None, *, client: Op
     client = Client(host, port, client=_client_name(client, [host]), usetls=usetls, tlsimport=tlsimport,
                     tlspolicy=_policy_arg(tlspolicy), ssl_context=ssl_context, username=username,
                     password=password, token=token, timeouts=Timeouts.make(timeout, maxsecs),
-                    trace=_tracer(debug), mechanisms=_mechanisms(mechanisms))
+                    trace=_tracer(debug), mechanisms=_mechanisms(mechanisms), events=events,
+                    monitor=monitor, monitor_headers=monitor_headers, progress=progress)
     return client.open()
+
+
+def _one(server: str, port: Optional[int], options: dict, call) -> Reply:
+    with connect(server, port, **options) as client:
+        return call(client)
+
+
+def verify(address: str, server: str = "localhost", port: Optional[int] = None, **options) -> Reply:
+    """VRFY ``address`` at one server (connect options as for connect)."""
+    return _one(server, port, options, lambda c: c.vrfy(address))
+
+
+def expand(name: str, server: str = "localhost", port: Optional[int] = None, **options) -> Reply:
+    """EXPN ``name`` (a mailing list) at one server."""
+    return _one(server, port, options, lambda c: c.expn(name))
+
+
+def help(topic: Optional[str] = None, server: str = "localhost", port: Optional[int] = None,
+         **options) -> Reply:
+    """HELP [topic] at one server."""
+    return _one(server, port, options, lambda c: c.help(topic))
+
+
+def etrn(node: str, servers=("localhost",), ports=None, **options) -> Reply:
+    """ETRN ``node`` (RFC 1985) at each server in turn until one accepts
+    (250-253); returns that reply. AllServersFailed when none does."""
+    servers = [servers] if isinstance(servers, str) else list(servers)
+    ports = [ports] if isinstance(ports, int) else list(ports or [])
+    attempts = []
+    for i, server in enumerate(servers):
+        port = ports[i] if i < len(ports) else None
+        try:
+            with connect(server, port, **options) as client:
+                reply = client.etrn(node)
+        except SMTPError as exc:
+            attempts.append(Attempt(exc.server or server, exc.port or port or 25, exc.stage or "connect", exc))
+            continue
+        if 250 <= reply.code <= 253:
+            return reply
+        error = NotSupported(f"ETRN {node} refused: {reply}")
+        error.server, error.port, error.stage = client.host, client.port, "etrn"
+        attempts.append(Attempt(client.host, client.port, "etrn", error))
+    raise AllServersFailed(attempts)

@@ -28,14 +28,12 @@ import socket
 import ssl
 from typing import Callable, Iterable, Optional, Union
 
-from mimecompose._serialize import iter_part
-
 from ._data import MessageData
 from ._envelope import Message, _fqdn, as_part, prepare
 from ._errors import (AllServersFailed, Attempt, DataRefused, DeliveryUncertain, MessageTooBig,
                       RecipientsRefused, Rejected, SenderRefused, SMTPError, TransportError,
                       UsageError)
-from ._session import Session, Timeouts
+from ._session import Delivery, Event, Session, Timeouts
 from ._sync import SyncConnection, pump
 
 __all__ = ["parse_server", "resolve", "sendmessage"]
@@ -136,7 +134,11 @@ def sendmessage(part: Message, servers: Union[str, Iterable[str]] = ("localhost"
                 tlspolicy=None, ssl_context: Optional[ssl.SSLContext] = None,
                 username: Optional[str] = None, password: Optional[str] = None,
                 token: Optional[str] = None, mechanisms: Optional[Iterable[str]] = None,
-                maxsecs: float = 120, timeout: Optional[float] = None, debug=False) -> list[Rejected]:
+                maxsecs: float = 120, timeout: Optional[float] = None, debug=False,
+                ret: Optional[str] = None, envid: Optional[str] = None, notify=None, orcpt=None,
+                require_dsn: bool = False, deliverby: Optional[str] = None, priority: Optional[int] = None,
+                requiretls: bool = False, mail_auth: Optional[str] = None,
+                events=None, monitor=None, monitor_headers: bool = False, progress=None) -> list[Rejected]:
     """Send ``part`` (a mimecompose Part, raw bytes, or an email.message.Message).
 
     The envelope comes from the header unless ``originator`` and
@@ -145,6 +147,15 @@ def sendmessage(part: Message, servers: Union[str, Iterable[str]] = ("localhost"
     turn, in tandem with ``ports`` (default 25, or 465 with ``tlsimport``);
     a server may be ``host:port`` or ``[v6]:port``. ``mechanisms`` limits
     SASL to the named mechanisms (still strongest first).
+
+    ESMTP options (see :class:`smtpsend.Delivery`): ``ret``, ``envid``,
+    ``notify``, ``orcpt``, ``require_dsn`` (DSN, RFC 3461); ``deliverby``
+    (RFC 2852); ``priority`` (MT-PRIORITY, RFC 6710); ``requiretls`` (RFC
+    8689); ``mail_auth`` (AUTH= on MAIL, RFC 4954). Hooks: ``events``
+    receives an :class:`Event` at each step, ``monitor(direction, line)``
+    every protocol line (credentials redacted; message headers too with
+    ``monitor_headers``), ``progress(sent, total)`` the octets of message
+    data sent.
 
     Returns ``[]`` when every recipient was accepted; with ``atleastone``,
     the list of refused recipients when the message went to the others.
@@ -168,10 +179,12 @@ def sendmessage(part: Message, servers: Union[str, Iterable[str]] = ("localhost"
     if maxsecs is None or maxsecs <= 0 or (timeout is not None and timeout <= 0):
         raise UsageError("timeout= and maxsecs= must be positive numbers of seconds")
     policy = _policy_arg(tlspolicy)
+    options = Delivery(atleastone, ret, envid, notify, orcpt, require_dsn, deliverby, priority, requiretls,
+                       mail_auth)
     name = _client_name(client, servers)
     message = as_part(part)
     prepared = prepare(message, originator, recipients, header, client=name)
-    data = MessageData(lambda: iter_part(message, root=True, add=prepared.add, omit=prepared.omit))
+    data = MessageData.from_part(message, prepared.add, prepared.omit)
     timeouts = Timeouts.make(timeout, maxsecs)
     trace = _tracer(debug)
     default_port = 465 if tlsimport else 25
@@ -189,13 +202,16 @@ def sendmessage(part: Message, servers: Union[str, Iterable[str]] = ("localhost"
             session = Session(client=name, usetls=usetls, implicit_tls=tlsimport, tlspolicy=policy,
                               username=username, password=password, token=token, host=host,
                               queue=queue, mechanisms=_mechanisms(mechanisms), timeouts=timeouts,
-                              trace=trace)
+                              trace=trace, monitor=monitor, monitor_headers=monitor_headers,
+                              events=events, progress=progress)
             connection = None
             try:
                 if trace:
                     trace(f"* connecting to {sockaddr[0]} port {port}")
+                if events:
+                    events(Event("connect", {"server": host, "port": port, "address": sockaddr[0]}))
                 connection = SyncConnection.open(sockaddr, family, timeouts.connect, host, ssl_context)
-                return pump(session.run(prepared.envelope, data, atleastone), connection)
+                return pump(session.run(prepared.envelope, data, options), connection)
             except SMTPError as exc:
                 exc.server, exc.port, exc.stage = host, port, session.stage
                 if _message_fault(exc):
@@ -206,4 +222,6 @@ def sendmessage(part: Message, servers: Union[str, Iterable[str]] = ("localhost"
             finally:
                 if connection is not None:
                     connection.close()
+                    if events:
+                        events(Event("disconnect", {"server": host, "port": port}))
     raise AllServersFailed(attempts)

@@ -30,7 +30,7 @@ import binascii
 from dataclasses import dataclass
 from typing import Any, Callable, Generator, Iterable, Optional, Union
 
-from ._data import MessageData, data_blocks
+from ._data import MessageData, bdat_blocks, data_blocks, xtext
 from ._envelope import Envelope
 from ._errors import (AuthenticationError, DataRefused, DeliveryUncertain, MessageTooBig,
                       NotSupported, RecipientsRefused, Rejected, RemoteProtocolError,
@@ -40,7 +40,7 @@ from ._extensions import Extensions
 from ._reply import Reply
 from ._sasl import SASLFailure, choose
 
-__all__ = ["Read", "Send", "Session", "StartTLS", "TLSInfo", "Timeouts"]
+__all__ = ["Delivery", "Event", "Read", "Send", "Session", "StartTLS", "TLSInfo", "Timeouts"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,88 @@ class Timeouts:
 
 Policy = Union[None, str, Callable[[int, str], str]]
 
+_NOTIFY = ("NEVER", "SUCCESS", "FAILURE", "DELAY")
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened in a dialogue (libESMTP's event callback):
+    ``name`` is connect, greeting, extensions, tls, auth, mail, rcpt, data,
+    accepted or disconnect; ``data`` holds its details."""
+
+    name: str
+    data: dict
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Per-message options of a transaction.
+
+    - ``atleastone``: deliver to the accepted recipients even if some are refused.
+    - DSN (RFC 3461): ``ret`` ("FULL" or "HDRS"), ``envid``, ``notify`` ("NEVER",
+      or any of "SUCCESS", "FAILURE", "DELAY": a string, a list, or a dict by
+      recipient), ``orcpt`` (True: each recipient's own address; or a dict);
+      ``require_dsn``: a server without DSN fails instead of ignoring them.
+    - ``deliverby`` (RFC 2852): "seconds;R" or "seconds;N" (T for trace).
+    - ``priority`` (RFC 6710 MT-PRIORITY): -9 to 9.
+    - ``requiretls`` (RFC 8689): only over TLS to a server that offers it.
+    - ``mail_auth`` (RFC 4954 section 5): the AUTH= mailbox on MAIL ("<>" for none).
+    """
+
+    atleastone: bool = False
+    ret: Optional[str] = None
+    envid: Optional[str] = None
+    notify: Any = None
+    orcpt: Any = None
+    require_dsn: bool = False
+    deliverby: Optional[str] = None
+    priority: Optional[int] = None
+    requiretls: bool = False
+    mail_auth: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.ret is not None:
+            object.__setattr__(self, "ret", self.ret.upper())
+            if self.ret not in ("FULL", "HDRS"):
+                raise UsageError(f"ret must be FULL or HDRS, not {self.ret!r}")
+        if self.envid is not None and (not self.envid or len(self.envid) > 100
+                                       or not all(32 <= ord(c) < 127 for c in self.envid)):
+            raise UsageError("envid must be 1 to 100 printable ASCII characters (RFC 3461 section 4.4)")
+        if self.notify is not None:
+            values = self.notify.values() if isinstance(self.notify, dict) else [self.notify]
+            for value in values:
+                self._notify_text(value)
+        if self.priority is not None and (not isinstance(self.priority, int) or not -9 <= self.priority <= 9):
+            raise UsageError("priority must be an integer from -9 to 9 (RFC 6710)")
+        if self.deliverby is not None:
+            import re
+            if not re.fullmatch(r"-?\d{1,9};[RN]T?", str(self.deliverby)):
+                raise UsageError("deliverby must look like '3600;R' or '600;NT' (RFC 2852)")
+        for value in (self.mail_auth,):
+            if value is not None and any(c in value for c in "\r\n\0 "):
+                raise UsageError(f"invalid mail_auth {value!r}")
+
+    @staticmethod
+    def _notify_text(value) -> str:
+        items = [value] if isinstance(value, str) else list(value)
+        items = [w.strip().upper() for item in items for w in str(item).split(",") if w.strip()]
+        if not items or any(w not in _NOTIFY for w in items) or ("NEVER" in items and len(items) > 1):
+            raise UsageError(f"notify must be NEVER or any of SUCCESS, FAILURE, DELAY, not {value!r}")
+        return ",".join(items)
+
+    @property
+    def wants_dsn(self) -> bool:
+        return any(v is not None for v in (self.ret, self.envid, self.notify, self.orcpt))
+
+    def notify_for(self, address: str) -> Optional[str]:
+        value = self.notify.get(address) if isinstance(self.notify, dict) else self.notify
+        return self._notify_text(value) if value is not None else None
+
+    def orcpt_for(self, address: str) -> Optional[str]:
+        if isinstance(self.orcpt, dict):
+            return self.orcpt.get(address)
+        return address if self.orcpt else None
+
 
 class Session:
     """One SMTP connection's dialogue: ``open()``, then ``deliver()`` once
@@ -105,8 +187,16 @@ class Session:
                  tlspolicy: Policy = None, username: Optional[str] = None,
                  password: Optional[str] = None, token: Optional[str] = None,
                  host: str = "localhost", queue: bool = False, mechanisms: Optional[list[str]] = None,
-                 timeouts: Timeouts = Timeouts(), trace: Optional[Callable[[str], None]] = None) -> None:
+                 timeouts: Timeouts = Timeouts(), trace: Optional[Callable[[str], None]] = None,
+                 monitor: Optional[Callable[[str, str], None]] = None, monitor_headers: bool = False,
+                 events: Optional[Callable[["Event"], None]] = None,
+                 progress: Optional[Callable[[int, int], None]] = None) -> None:
         self.client = client
+        self._monitor = monitor
+        self._monitor_headers = monitor_headers
+        self._events = events
+        self._progress_hook = progress
+        self._pending = b""
         self.mechanisms = [m.upper() for m in mechanisms] if mechanisms is not None else None
         self.usetls = usetls
         self.implicit_tls = implicit_tls
@@ -125,27 +215,46 @@ class Session:
 
     # ------------------------------------------------------------ plumbing
 
-    def _log(self, line: str) -> None:
+    def _log(self, direction: str, text: str) -> None:
+        """A protocol line: ">" sent, "<" received."""
+        if self._monitor is not None:
+            self._monitor(direction, text)
         if self._trace is not None:
-            self._trace(line)
+            self._trace(f"{direction} {text}")
+
+    def _note(self, text: str) -> None:
+        """What smtpsend did ("* ..." in the transcript)."""
+        if self._trace is not None:
+            self._trace(f"* {text}")
+
+    def _event(self, name: str, **data: Any) -> None:
+        if self._events is not None:
+            self._events(Event(name, data))
 
     def _read(self, count: int, timeout: float) -> Generator[Any, Any, list[Reply]]:
         replies = yield Read(count, timeout)
         for reply in replies:
             for n, line in enumerate(reply.lines):
                 sep = "-" if n < len(reply.lines) - 1 else " "
-                self._log(f"< {reply.code}{sep}{line}")
+                self._log("<", f"{reply.code}{sep}{line}")
         return replies
 
-    def _send(self, lines: list[str], timeout: float, secret: Optional[str] = None) -> Generator:
+    def _send(self, lines: list[str], timeout: float, secret: Optional[str] = None,
+              flush: bool = True) -> Generator:
         """Send command lines in one write. ``secret`` is what the trace
-        shows instead of the line (AUTH data)."""
+        shows instead of the line (AUTH data). With ``flush=False`` they
+        wait in ``_pending`` to go out with the next write."""
         for line in lines:
             if any(c in line for c in "\r\n\0"):
                 # RFC 5321 section 2.3.8: a command is one line; CR/LF would inject more
                 raise UsageError(f"CR, LF or NUL in an SMTP command: {line!r}")
-            self._log("> " + (line if secret is None else secret))
-        yield Send("".join(line + "\r\n" for line in lines).encode("utf-8"), timeout)
+            self._log(">", line if secret is None else secret)
+        data = self._pending + "".join(line + "\r\n" for line in lines).encode("utf-8")
+        self._pending = b""
+        if flush:
+            yield Send(data, timeout)
+        else:
+            self._pending = data
 
     def _command(self, line: str, timeout: float, secret: Optional[str] = None) -> Generator:
         yield from self._send([line], timeout, secret)
@@ -157,7 +266,7 @@ class Session:
     # ------------------------------------------------------------ the dialogue
 
     def run(self, envelope: Envelope, message: MessageData,
-            atleastone: bool = False) -> Generator[Any, Any, list[Rejected]]:
+            atleastone: Union["Delivery", bool] = False) -> Generator[Any, Any, list[Rejected]]:
         """Open, deliver one message, quit (QUIT pipelined when possible).
         Returns the rejected recipients (non-empty only with ``atleastone``)."""
         yield from self.open()
@@ -169,10 +278,13 @@ class Session:
         if self.implicit_tls:
             self.stage = "starttls"
             self.tls = yield StartTLS(self.timeouts.connect)
+            self._event("tls", version=self.tls.version, cipher=self.tls.cipher,
+                        peer_certificate=self.tls.peer_certificate)
         self.stage = "greeting"
         [greeting] = yield from self._read(1, self.timeouts.greeting)
         if greeting.code != 220:
             raise ServerUnavailable("server refused the connection", greeting)
+        self._event("greeting", reply=greeting)
         yield from self._hello()
         yield from self._negotiate_tls()
         if self.username is not None:
@@ -182,7 +294,7 @@ class Session:
         if self.queue and "XQUE" in self.extensions:
             reply = yield from self._command("QUED", self.timeouts.command)
             if not reply.is_positive:
-                self._log(f"* QUED refused ({reply.code}); sending without queueing")
+                self._note(f"QUED refused ({reply.code}); sending without queueing")
 
     def quit(self) -> Generator:
         """Say goodbye; a server that is already gone changes nothing."""
@@ -197,6 +309,7 @@ class Session:
         reply = yield from self._command(f"EHLO {self.client}", self.timeouts.command)
         if reply.code == 250:
             self.extensions = Extensions.from_reply(reply)
+            self._event("extensions", extensions=self.extensions)
             return
         if reply.code // 100 != 5:
             raise ServerUnavailable("EHLO refused", reply, "EHLO")
@@ -243,6 +356,8 @@ class Session:
             if callable(self.tlspolicy):
                 self.tlspolicy(reply.code, str(exc))
             raise
+        self._event("tls", version=self.tls.version, cipher=self.tls.cipher,
+                    peer_certificate=self.tls.peer_certificate)
         # RFC 3207 section 4.2: forget what we knew and ask again
         self.extensions = Extensions()
         yield from self._hello()
@@ -291,7 +406,8 @@ class Session:
                     reply = yield from self._command(answer, self.timeouts.command, secret="***")
                 if reply.code == 235:
                     mech.finish()
-                    self._log(f"* authenticated with {mech.name}")
+                    self._note(f"authenticated with {mech.name}")
+                    self._event("auth", mechanism=mech.name)
                     return
             except SASLFailure as exc:
                 if reply.code == 334:
@@ -322,73 +438,111 @@ class Session:
         except UnicodeError:
             raise UsageError(f"domain of {address!r} is not a valid IDN") from None
 
-    def deliver(self, env: Envelope, message: MessageData, atleastone: bool = False,
+    def deliver(self, env: Envelope, message: MessageData, options: Union["Delivery", bool] = False,
                 quit: bool = False) -> Generator:
-        """One mail transaction. With ``quit``, QUIT follows the message
-        (pipelined when the server allows it) and the dialogue ends."""
+        """One mail transaction. ``options`` is a :class:`Delivery` (or just
+        ``atleastone``). With ``quit``, QUIT follows the message (pipelined
+        when the server allows it) and the dialogue ends."""
+        options = options if isinstance(options, Delivery) else Delivery(atleastone=bool(options))
         ext = self.extensions
         self._envelope = env
-        self._atleastone = atleastone
+        self._atleastone = options.atleastone
+        t = self.timeouts
+        chunking = "CHUNKING" in ext
+        if message.binary and not (chunking and "BINARYMIME" in ext):
+            message = message.seven_bit()
+        elif message.eightbit and not message.binary and "8BITMIME" not in ext:
+            # RFC 6152 section 3: without 8BITMIME only 7-bit data may be sent
+            self._note("server lacks 8BITMIME: 8-bit parts re-encoded as quoted-printable/base64")
+            message = message.seven_bit()
         size = message.size
         self.stage = "mail"
         if ext.size is not None and size > ext.size:
             raise MessageTooBig(size, ext.size)
-        sender, utf8 = self._path(env.originator)
-        rcpts = [self._path(r) for r in env.recipients]
-        needs_utf8 = utf8 or any(u for _, u in rcpts)
-        if needs_utf8 and "SMTPUTF8" not in ext:
-            raise NotSupported("a non-ASCII address needs SMTPUTF8, which this server lacks")
-        params = []
-        if "SIZE" in ext:
-            params.append(f"SIZE={size}")
-        if message.eightbit and "8BITMIME" in ext:
-            params.append("BODY=8BITMIME")
-        if "SMTPUTF8" in ext and (needs_utf8 or message.header_utf8):
-            params.append("SMTPUTF8")
-        mail = f"MAIL FROM:<{sender}>" + "".join(" " + p for p in params)
-        commands = [mail] + [f"RCPT TO:<{path}>" for path, _ in rcpts]
+        mail = self._mail_command(env, message, options, chunking)
+        rcpts = [self._rcpt_command(address, options) for address in env.recipients]
         pipelining = "PIPELINING" in ext
-        t = self.timeouts
+        last_write = b"QUIT\r\n" if pipelining and quit else b""
+        data_cmd = f"BDAT {size} LAST" if chunking and options.atleastone else (
+            f"BDAT {size}" if chunking else "DATA")
+        self._event("mail", command=mail)
         if pipelining:
-            yield from self._send(commands + ["DATA"], t.command)
-            replies = yield from self._read(len(commands) + 1, t.command)
+            yield from self._send([mail] + rcpts, t.command, flush=False)
+            if chunking:
+                self._log(">", data_cmd)
+                if options.atleastone:
+                    self._data_note(message, size, last_write)
+                    prefix = self._pending + (data_cmd + "\r\n").encode()
+                    self._pending = b""
+                    yield Send(self._progress(bdat_blocks(prefix, message.chunks(), last_write), size),
+                               t.data_block)
+                    sent_last = True
+                else:
+                    prefix = self._pending + (data_cmd + "\r\n").encode()
+                    self._pending = b""
+                    self._data_note(message, size, b"")
+                    yield Send(self._progress(bdat_blocks(prefix, message.chunks()), size), t.data_block)
+                    sent_last = False
+            else:
+                yield from self._send(["DATA"], t.command)
+                sent_last = False
+            try:
+                replies = yield from self._read(len(rcpts) + 2, t.command)
+            except (TransportError, RemoteProtocolError) as exc:
+                if sent_last:
+                    raise DeliveryUncertain(f"no reply after the message was sent: {exc}") from exc
+                raise
             mail_reply, rcpt_replies, data_reply = replies[0], replies[1:-1], replies[-1]
             self._check_mail(mail_reply, mail)
         else:
-            mail_reply = yield from self._command(mail, t.command)
-            self._check_mail(mail_reply, mail)
+            self._check_mail((yield from self._command(mail, t.command)), mail)
             rcpt_replies = []
             self.stage = "rcpt"
-            for line in commands[1:]:
+            for line in rcpts:
                 rcpt_replies.append((yield from self._command(line, t.command)))
             data_reply = None
+            sent_last = False
         self.stage = "rcpt"
         rejected = self._rejected(rcpt_replies)
+        for address, reply in zip(env.recipients, rcpt_replies):
+            self._event("rcpt", address=address, reply=reply)
         accepted = len(rcpt_replies) - len(rejected)
         refusal = self._refusal(accepted, rejected, rcpt_replies)
         if refusal is not None:
             if data_reply is None or data_reply.code != 354:
+                # a BDAT chunk without LAST is discarded by RSET (RFC 3030 section 3)
                 yield from self._quietly(["RSET"] + (["QUIT"] if quit else []))
-            raise refusal   # with DATA accepted: the connection is dropped without "."
+            raise refusal   # with DATA accepted (354): dropped without "." -- the server discards it
         self.stage = "data"
-        if data_reply is None:
-            data_reply = yield from self._command("DATA", t.data_start)
-        if data_reply.code != 354:
-            self._check_reply(data_reply, "DATA", "DATA refused")
-            raise RemoteProtocolError(f"unexpected reply to DATA: {data_reply}")
-        trailer = b"QUIT\r\n" if pipelining and quit else b""
-        self._log(f"> [message data: {size} octets]")
-        self._log("> .")
-        if trailer:
-            self._log("> QUIT")
-        yield Send(data_blocks(message.chunks(), trailer), t.data_block)
-        # From here on the server may hold the message: never try another server.
-        try:
-            [final] = yield from self._read(1, t.final)
-        except (TransportError, RemoteProtocolError) as exc:
-            raise DeliveryUncertain(f"no reply after the message data was sent: {exc}") from exc
+        if chunking:
+            if sent_last:
+                final = data_reply
+            else:
+                if data_reply is None:
+                    self._log(">", f"BDAT {size} LAST")
+                    self._data_note(message, size, last_write)
+                    prefix = f"BDAT {size} LAST\r\n".encode()
+                    yield Send(self._progress(bdat_blocks(prefix, message.chunks(), last_write), size),
+                               t.data_block)
+                else:
+                    self._check_reply(data_reply, "BDAT", "message data refused")
+                    self._log(">", "BDAT 0 LAST")
+                    if last_write:
+                        self._log(">", "QUIT")
+                    yield Send(b"BDAT 0 LAST\r\n" + last_write, t.command)
+                final = yield from self._final_reply(t.final)
+        else:
+            if data_reply is None:
+                data_reply = yield from self._command("DATA", t.data_start)
+            if data_reply.code != 354:
+                self._check_reply(data_reply, "DATA", "DATA refused")
+                raise RemoteProtocolError(f"unexpected reply to DATA: {data_reply}")
+            self._data_note(message, size, last_write, dot=True)
+            yield Send(self._progress(data_blocks(message.chunks(), last_write), size), t.data_block)
+            final = yield from self._final_reply(t.final)
         self._check_reply(final, "DATA", "message refused")
-        if trailer:
+        self._event("accepted", reply=final, size=size)
+        if last_write:
             self.stage = "quit"
             try:
                 yield from self._read(1, t.command)
@@ -396,7 +550,95 @@ class Session:
                 pass  # delivered; a lost goodbye changes nothing
         elif quit:
             yield from self.quit()
-        return rejected if atleastone else []
+        return rejected if options.atleastone else []
+
+    def _final_reply(self, timeout: float) -> Generator:
+        # From here on the server may hold the message: never try another server.
+        try:
+            [final] = yield from self._read(1, timeout)
+        except (TransportError, RemoteProtocolError) as exc:
+            raise DeliveryUncertain(f"no reply after the message data was sent: {exc}") from exc
+        return final
+
+    def _data_note(self, message: MessageData, size: int, last_write: bytes, dot: bool = False) -> None:
+        if self._monitor_headers:
+            head = b"".join(message.chunks())[:65536] if size <= 65536 else next(message.chunks(), b"")
+            for line in head.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+                self._log(">", line.decode("utf-8", "replace"))
+        self._log(">", f"[message data: {size} octets]")
+        if dot:
+            self._log(">", ".")
+        if last_write:
+            self._log(">", "QUIT")
+        self._event("data", size=size)
+
+    def _progress(self, blocks: Iterable[bytes], total: int) -> Iterable[bytes]:
+        if self._progress_hook is None:
+            return blocks
+
+        def counted():
+            sent = 0
+            for block in blocks:
+                yield block
+                sent = min(total, sent + len(block))
+                self._progress_hook(sent, total)
+        return counted()
+
+    def _mail_command(self, env: Envelope, message: MessageData, options: "Delivery",
+                      chunking: bool) -> str:
+        ext = self.extensions
+        sender, utf8 = self._path(env.originator)
+        needs_utf8 = utf8 or any(self._path(r)[1] for r in env.recipients)
+        if needs_utf8 and "SMTPUTF8" not in ext:
+            raise NotSupported("a non-ASCII address needs SMTPUTF8, which this server lacks")
+        params = []
+        if "SIZE" in ext:
+            params.append(f"SIZE={message.size}")
+        if message.binary and chunking and "BINARYMIME" in ext:
+            params.append("BODY=BINARYMIME")
+        elif message.eightbit and "8BITMIME" in ext:
+            params.append("BODY=8BITMIME")
+        if "SMTPUTF8" in ext and (needs_utf8 or message.header_utf8):
+            params.append("SMTPUTF8")
+        if options.wants_dsn:
+            if "DSN" in ext:
+                if options.ret:
+                    params.append(f"RET={options.ret}")
+                if options.envid:
+                    params.append(f"ENVID={xtext(options.envid)}")
+            elif options.require_dsn:
+                raise NotSupported("DSN was required but the server does not offer it (RFC 3461)")
+            else:
+                self._note("server lacks DSN: RET, ENVID, NOTIFY and ORCPT left out")
+        if options.deliverby is not None:
+            if "DELIVERBY" not in ext:
+                raise NotSupported("DELIVERBY was asked for but the server does not offer it (RFC 2852)")
+            params.append(f"BY={options.deliverby}")
+        if options.priority is not None:
+            if "MT-PRIORITY" in ext:
+                params.append(f"MT-PRIORITY={options.priority}")
+            else:
+                self._note("server lacks MT-PRIORITY: priority left out")
+        if options.requiretls:
+            # RFC 8689 section 4.1: only over TLS, only to a server that offers it
+            if self.tls is None or "REQUIRETLS" not in ext:
+                raise NotSupported("REQUIRETLS needs a TLS connection to a server that offers it")
+            params.append("REQUIRETLS")
+        if options.mail_auth is not None and "AUTH" in ext:
+            params.append("AUTH=" + ("<>" if options.mail_auth in ("", "<>") else xtext(options.mail_auth)))
+        return f"MAIL FROM:<{sender}>" + "".join(" " + p for p in params)
+
+    def _rcpt_command(self, address: str, options: "Delivery") -> str:
+        path, _ = self._path(address)
+        line = f"RCPT TO:<{path}>"
+        if options.wants_dsn and "DSN" in self.extensions:
+            notify = options.notify_for(address)
+            if notify:
+                line += f" NOTIFY={notify}"
+            orcpt = options.orcpt_for(address)
+            if orcpt:
+                line += f" ORCPT=rfc822;{xtext(orcpt)}"
+        return line
 
     def _check_mail(self, reply: Reply, command: str) -> None:
         if reply.code // 100 == 2:

@@ -31,18 +31,22 @@ from ._envelope import Envelope
 
 __all__ = ["CaptureServer", "Captured"]
 
-DEFAULT_EXTENSIONS = ("PIPELINING", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "SIZE 10485760")
+DEFAULT_EXTENSIONS = ("PIPELINING", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "SIZE 10485760",
+                      "CHUNKING", "DSN")
 
 
 @dataclass
 class Captured:
     """One accepted message: its envelope and its bytes as received
-    (dot-unstuffed, without the terminating line)."""
+    (dot-unstuffed, without the terminating line), the MAIL parameters, the
+    RCPT parameters by recipient, and whether it came by DATA or BDAT."""
 
     envelope: Envelope
     data: bytes
     esmtp_params: list = field(default_factory=list)
     authenticated_as: Optional[str] = None
+    rcpt_params: dict = field(default_factory=dict)
+    via: str = "DATA"           # or "BDAT"
 
     @property
     def part(self):
@@ -144,6 +148,8 @@ class _Dialogue:
         self.sender: Optional[str] = None
         self.params: list[str] = []
         self.recipients: list[str] = []
+        self.rcpt_params: dict = {}
+        self.chunks: list[bytes] = []
 
     def forced(self, key: str):
         return self.server.responses.get(key)
@@ -279,6 +285,7 @@ class _Dialogue:
         if forced:
             return await self.reply(*forced)
         self.recipients.append(address)
+        self.rcpt_params[address] = arg[4:].partition(">")[2].split()
         await self.reply(250, "2.1.5 recipient ok")
 
     async def do_DATA(self, arg: str):
@@ -293,15 +300,40 @@ class _Dialogue:
             if line == b".\r\n":
                 break
             lines.append(line[1:] if line.startswith(b".") else line)
-        data = b"".join(lines)
+        await self.accept(b"".join(lines), "DATA")
+
+    async def accept(self, data: bytes, via: str) -> None:
         forced = self.forced("DOT")
         if forced:
             self.reset()
             return await self.reply(*forced)
         self.server.messages.append(Captured(Envelope(self.sender, list(self.recipients)), data,
-                                             list(self.params), self.user))
+                                             list(self.params), self.user, dict(self.rcpt_params), via))
         self.reset()
         await self.reply(250, f"2.0.0 queued as {len(self.server.messages)}")
+
+    async def readexact(self, count: int) -> bytes:
+        while len(self.buffer) < count:
+            await self.flush()
+            data = await self.reader.read(65536)
+            if not data:
+                raise ConnectionError("client went away")
+            self.buffer += data
+        out = bytes(self.buffer[:count])
+        del self.buffer[:count]
+        return out
+
+    async def do_BDAT(self, arg: str):
+        words = arg.split()
+        if not words or not words[0].isdigit() or len(words) > 2 or (len(words) == 2 and words[1].upper() != "LAST"):
+            return await self.reply(501, "5.5.4 syntax: BDAT size [LAST]")
+        chunk = await self.readexact(int(words[0]))   # RFC 3030: always consume the chunk
+        if not self.recipients:
+            return await self.reply(554 if self.sender else 503, "5.5.1 no valid recipients")
+        self.chunks.append(chunk)
+        if len(words) == 2:
+            return await self.accept(b"".join(self.chunks), "BDAT")
+        await self.reply(250, f"2.0.0 {len(chunk)} octets received")
 
     async def do_RSET(self, arg: str):
         self.reset()
