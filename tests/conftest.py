@@ -72,6 +72,7 @@ def rig():
     r.ca = os.path.join(state, "tls", "ca.pem")
     r.context = ssl.create_default_context(cafile=r.ca)
     r.queue_empty = lambda timeout=20: rigmod.queue_empty(state, timeout)
+    r.purge_deferred = lambda: rigmod.purge_deferred(state)
     r.log = lambda name="postfix": open(os.path.join(state, "log", f"{name}.log"), encoding="utf-8",
                                         errors="replace").read()
     yield r
