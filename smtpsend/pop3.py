@@ -42,6 +42,7 @@ from ._sasl import SASLFailure, choose
 __all__ = ["AuthenticationFailed", "ErrResponse", "POP3", "POP3Error", "connect"]
 
 MAX_LINE = 65536      # a line longer than this is a protocol error (RFC 1939 says 512 for responses)
+MAX_OCTETS = 256 << 20   # a multi-line response held in memory may not grow past this
 CRLF = b"\r\n"
 
 
@@ -81,6 +82,7 @@ class POP3:
         self._cleartext_allowed = False
         self.greeting = ""
         self.timestamp: Optional[str] = None
+        self.max_octets = MAX_OCTETS
 
     # ------------------------------------------------------------ wire
 
@@ -141,14 +143,21 @@ class POP3:
 
     def _lines(self, sink: Optional[Callable[[bytes], None]] = None) -> list[bytes]:
         """Read a multi-line body up to the "." line; lines keep their CRLF.
-        With ``sink`` each line goes there instead of into the list."""
+        With ``sink`` each line goes there instead of into the list; without,
+        more than ``max_octets`` is a RemoteProtocolError (an endless
+        response cannot exhaust memory)."""
         out: list[bytes] = []
+        held = 0
         while True:
             line = self._readline()
             if line in (b".\r\n", b".\n"):
                 return out
             line = unstuff(line)
             if sink is None:
+                held += len(line)
+                if held > self.max_octets:
+                    raise RemoteProtocolError(f"response longer than {self.max_octets} octets; "
+                                              "use retr(n, fileobj=...) for large messages")
                 out.append(line)
             else:
                 sink(line)

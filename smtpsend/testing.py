@@ -63,7 +63,7 @@ class CaptureServer:
     - ``tls_context``: a server-side SSLContext to offer STARTTLS with (or,
       with ``implicit_tls=True``, to speak TLS from the first byte).
     - ``responses``: replies to force, keyed by ``"GREETING"``, ``"EHLO"``,
-      ``"MAIL"``, ``"RCPT"`` or ``"RCPT <address>"``, ``"DATA"``, ``"DOT"``
+      ``"STARTTLS"``, ``"MAIL"``, ``"RCPT"`` or ``"RCPT <address>"``, ``"DATA"``, ``"DOT"``
       (the final "."), e.g. ``{"RCPT bad@example.com": (550, "5.1.1 no such user")}``.
     """
 
@@ -216,6 +216,8 @@ class _Dialogue:
         await self.reply(250, self.server.hostname)
 
     async def do_STARTTLS(self, arg: str):
+        if self.forced("STARTTLS"):
+            return await self.reply(*self.forced("STARTTLS"))
         if self.server.tls_context is None or self.tls:
             return await self.reply(454, "4.7.0 TLS not available")
         await self.reply(220, "2.0.0 ready to start TLS")

@@ -1,3 +1,4 @@
+import logging
 import os
 import ssl
 import sys
@@ -11,6 +12,33 @@ settings.register_profile("default", deadline=None, suppress_health_check=[Healt
 settings.register_profile("ci", deadline=None, max_examples=200,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+# A password used by the security tests; no log record of any test may contain it.
+SENTINEL = "Sentinel-Pa55word-7c1e"
+
+
+class _Recorder(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_logs():
+    """Every test: nothing logged through the smtpsend logger shows SENTINEL."""
+    logger = logging.getLogger("smtpsend")
+    recorder = _Recorder()
+    logger.addHandler(recorder)
+    old_level = logger.level
+    logger.setLevel(logging.DEBUG)
+    yield recorder
+    logger.removeHandler(recorder)
+    logger.setLevel(old_level)
+    leaked = [m for m in recorder.messages if SENTINEL in m]
+    assert not leaked, f"secret in the smtpsend log: {leaked[:3]}"
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ stage misbehaves in one chosen way instead of answering normally.
 
 Stages:  greeting ehlo starttls tls auth mail rcpt data message final quit
 Faults:  silence disconnect 421 4xx 5xx malformed overlong endless tlsfail
+         (and "inject" at starttls: extra replies sent with the 220)
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class FaultServer:
 
     def _fault(self, conn, stage):
         """Misbehave if this is the stage; True when the dialogue must end."""
-        if stage != self.stage:
+        if stage != self.stage or self.fault == "inject":
             return False
         f = self.fault
         if f == "silence":
@@ -151,7 +152,11 @@ class FaultServer:
                     return
                 if self.stage == "starttls" and self.fault in ("4xx", "5xx"):
                     continue
-                conn.sendall(b"220 2.0.0 ready\r\n")
+                if self.stage == "starttls" and self.fault == "inject":
+                    # CVE-2011-0411 class: replies slipped in before the handshake
+                    conn.sendall(b"220 2.0.0 ready\r\n250-injected.example\r\n250 AUTH PLAIN\r\n")
+                else:
+                    conn.sendall(b"220 2.0.0 ready\r\n")
                 if self._fault(conn, "tls"):
                     return
                 conn = self.tls_context.wrap_socket(conn, server_side=True)

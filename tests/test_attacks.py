@@ -1,0 +1,298 @@
+"""Regression tests, one per known attack class on mail software."""
+
+import datetime
+import ipaddress
+import socket
+import ssl
+import threading
+import tracemalloc
+
+import pytest
+
+import mimecompose
+import smtpsend
+from smtpsend import pop3
+from smtpsend.testing import CaptureServer
+
+from conftest import SENTINEL
+from faults import FaultServer
+
+FROM_TO = [("From", "a@example.com"), ("To", "b@example.com")]
+
+
+def part(body="hello", **kwargs):
+    return mimecompose.compose(body, header=FROM_TO, **kwargs)
+
+
+# ---------------------------------------------------------------- header injection (CVE-2024-6923 class)
+
+EVIL = "x\r\nBcc: victim@example.org"
+
+
+@pytest.mark.parametrize("build", [
+    lambda: mimecompose.initialize("text/plain", string="b", header=[("Subject", EVIL)]),
+    lambda: mimecompose.initialize("text/plain", string="b").setheader("Subject", EVIL),
+    lambda: mimecompose.initialize("text/plain", string="b").setheader("To", mimecompose.formataddress(EVIL, "a@x.org")),
+    lambda: mimecompose.initialize("application/pdf", string=b"%PDF", filename="a.pdf\r\nX-Evil: 1"),
+    lambda: mimecompose.initialize("text/plain", string="b", params={"format": "flowed\r\nX-Evil: 1"}),
+    lambda: mimecompose.initialize("text/plain", string="b", header=[("X-Evil\r\nBcc", "v@x.org")]),
+    lambda: smtpsend.transmitted(part(), header=[("Subject", EVIL)]),
+], ids=["header=", "setheader", "display name", "filename", "parameter", "field name", "sendmessage header="])
+def test_header_injection_refused(build):
+    with pytest.raises(ValueError):
+        build()
+
+
+def test_folding_never_creates_a_new_field():
+    long_value = "word " * 200 + "Bcc: victim@example.org"
+    data = mimecompose.initialize("text/plain", string="b", header=[("Subject", long_value)]).buildmessage()
+    fields = [line for line in data.split(b"\r\n\r\n")[0].split(b"\r\n") if not line[:1] in (b" ", b"\t")]
+    assert [f.split(b":")[0] for f in fields] == [b"Subject", b"MIME-Version", b"Content-Type"]
+
+
+# ---------------------------------------------------------------- command injection (bpo-43124 class)
+
+@pytest.mark.parametrize("kwargs", [
+    dict(originator="a@example.com>\r\nRCPT TO:<victim@example.org"),
+    dict(recipients=["b@example.com>\r\nDATA"]),
+    dict(client="client.example\r\nMAIL FROM:<x@y>"),
+    dict(envid="id\r\nRSET"),
+    dict(mail_auth="a@x\r\nRSET"),
+    dict(notify="SUCCESS\r\nRSET"),
+])
+def test_command_injection_refused_before_connecting(kwargs):
+    with CaptureServer() as server:
+        with pytest.raises(ValueError):
+            smtpsend.sendmessage(part(), servers=["localhost"], ports=[server.port], **kwargs)
+        assert server.commands == []
+
+
+def test_orcpt_and_auth_identities_are_encoded_not_injected():
+    with CaptureServer(users={"u\r\nRSET": "pw"}) as server:
+        smtpsend.sendmessage(part(), servers=["localhost"], ports=[server.port],
+                             orcpt={"b@example.com": "x\r\nRSET"}, username="u\r\nRSET", password="pw",
+                             tlspolicy="insecure", mechanisms=["PLAIN"])
+        assert not any(c.startswith("RSET") for c in server.commands)
+        assert server.messages[0].rcpt_params["b@example.com"][0] == "ORCPT=rfc822;x+0D+0ARSET"
+        assert server.messages[0].authenticated_as == "u\r\nRSET"   # inside base64: harmless
+
+
+def test_pop3_command_injection():
+    with CaptureServer() as server:   # any listener: the check happens before anything is sent
+        box = pop3.POP3(socket.create_connection(("127.0.0.1", server.port)), "localhost", timeout=2,
+                        ssl_context=None, logfile=None)
+        with pytest.raises(ValueError):
+            box.dele("1\r\nQUIT")
+        with pytest.raises(ValueError):
+            box._command("USER a\r\nPASS b")
+        box.close()
+
+
+# ---------------------------------------------------------------- STARTTLS response injection (CVE-2011-0411 class)
+
+def test_starttls_response_injection_discarded(server_tls, client_tls):
+    lines = []
+    with FaultServer("starttls", "inject", tls_context=server_tls) as server:
+        smtpsend.sendmessage(part(), servers=["localhost"], ports=[server.port], ssl_context=client_tls,
+                             debug=lines.append, timeout=5)
+        assert len(server.delivered) == 1
+    assert not any("injected" in line for line in lines)
+    after_tls = lines[lines.index("> STARTTLS"):]
+    assert "> EHLO localhost" in after_tls and "< 250-fault.localhost" in after_tls
+
+
+def test_pop3_stls_response_injection_discarded(server_tls, client_tls):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve():
+        conn, _ = listener.accept()
+        conn.sendall(b"+OK ready\r\n")
+        f = conn.makefile("rb")
+        f.readline()                                   # CAPA
+        conn.sendall(b"+OK\r\nSTLS\r\n.\r\n")
+        f.readline()                                   # STLS
+        conn.sendall(b"+OK begin TLS\r\n+OK injected before TLS\r\n")
+        tls = server_tls.wrap_socket(conn, server_side=True)
+        g = tls.makefile("rb")
+        g.readline()                                   # NOOP
+        tls.sendall(b"+OK real answer\r\n")
+        g.readline()
+        tls.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    box = pop3.connect("localhost", listener.getsockname()[1], ssl_context=client_tls, timeout=5)
+    assert box.noop() == "real answer"
+    box.close()
+    thread.join(5)
+    listener.close()
+
+
+# ---------------------------------------------------------------- SMTP smuggling (CVE-2023-51764 class)
+
+@pytest.mark.parametrize("trick", [b"\n.\n", b"\r.\r", b"\n.\r\n", b"\r\n.\n", b"\r\n.\r", b"\r\n.\r\r\n"])
+def test_smuggled_end_of_data_never_reaches_the_wire(trick):
+    raw = (b"From: a@example.com\r\nTo: b@example.com\r\nSubject: s\r\n\r\nbefore" + trick +
+           b"MAIL FROM:<evil@example.org>\r\nRCPT TO:<victim@example.org>\r\nDATA\r\nsmuggled\r\n.\r\nafter\r\n")
+    for extensions in (["PIPELINING"], ["PIPELINING", "CHUNKING"]):
+        with CaptureServer(extensions=extensions) as server:
+            smtpsend.sendmessage(raw, servers=["localhost"], ports=[server.port])
+            assert len(server.messages) == 1
+            data = server.messages[0].data
+            assert b"smuggled" in data and data.rstrip().endswith(b"after")
+            assert not any(c.startswith("MAIL FROM:<evil") for c in server.commands)
+            assert b"\n" not in data.replace(b"\r\n", b"") and b"\r" not in data.replace(b"\r\n", b"")
+
+
+# ---------------------------------------------------------------- STARTTLS stripping
+
+@pytest.mark.parametrize("responses", [{}, {"STARTTLS": (454, "4.7.0 TLS not available")}],
+                         ids=["not offered", "454"])
+def test_stripping_no_credentials_no_data(responses, server_tls, client_tls):
+    # a server that does not offer STARTTLS, and one that answers 454 to it
+    tls = server_tls if responses else None
+    with CaptureServer(tls_context=tls, users={"u": SENTINEL}, responses=responses) as server:
+        for kwargs in (dict(tlspolicy="secure"), dict(username="u", password=SENTINEL)):
+            with pytest.raises(smtpsend.AllServersFailed) as info:
+                smtpsend.sendmessage(part(), servers=["localhost"], ports=[server.port],
+                                     ssl_context=client_tls, **kwargs)
+            assert isinstance(info.value.attempts[0].error, smtpsend.TLSRequired)
+        assert not any(c.startswith(("AUTH", "MAIL", "RCPT", "DATA", "BDAT")) for c in server.commands)
+        assert server.messages == []
+
+
+# ---------------------------------------------------------------- certificate problems
+
+def _self_signed_context():
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    import tempfile, os
+    folder = tempfile.mkdtemp()
+    with open(os.path.join(folder, "c.pem"), "wb") as fh:
+        fh.write(cert.public_bytes(serialization.Encoding.PEM))
+        fh.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                   serialization.NoEncryption()))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(os.path.join(folder, "c.pem"))
+    return context
+
+
+def _context(ca, *names, **dates):
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*names, **dates).configure_cert(context)
+    return context
+
+
+@pytest.mark.parametrize("problem", ["expired", "wrong host", "self-signed", "untrusted CA"])
+def test_certificate_problems_refused(problem, ca, client_tls):
+    import trustme
+    past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=2)
+    contexts = {
+        "expired": lambda: _context(ca, "localhost", not_before=past - datetime.timedelta(days=30), not_after=past),
+        "wrong host": lambda: _context(ca, "mail.other.example"),
+        "self-signed": _self_signed_context,
+        "untrusted CA": lambda: _context(trustme.CA(), "localhost"),
+    }
+    with CaptureServer(tls_context=contexts[problem]()) as server:
+        with pytest.raises(smtpsend.AllServersFailed) as info:
+            smtpsend.sendmessage(part(), servers=["localhost"], ports=[server.port], ssl_context=client_tls)
+        error = info.value.attempts[0].error
+        assert isinstance(error, smtpsend.TLSError) and "certificate" in str(error)
+        assert server.messages == [] and not any(c.startswith("MAIL") for c in server.commands)
+
+
+# ---------------------------------------------------------------- secrets
+
+def test_secrets_never_in_traces_logs_errors_or_reprs(server_tls, client_tls, no_secret_in_logs):
+    lines, monitored = [], []
+    with CaptureServer(tls_context=server_tls, users={"user": "other"}) as server:
+        with pytest.raises(smtpsend.AllServersFailed) as info:
+            smtpsend.sendmessage(part(), servers=["localhost"], ports=[server.port], ssl_context=client_tls,
+                                 username="user", password=SENTINEL, debug=True)
+        with pytest.raises(smtpsend.AllServersFailed) as info2:
+            smtpsend.sendmessage(part(), servers=["localhost"], ports=[server.port], ssl_context=client_tls,
+                                 username="user", password=SENTINEL, debug=lines.append,
+                                 monitor=lambda d, l: monitored.append(l))
+    texts = [str(info.value), repr(info.value), repr(info.value.attempts), str(info2.value),
+             *lines, *monitored, *no_secret_in_logs.messages]
+    assert no_secret_in_logs.messages, "debug=True logged nothing"
+    assert not any(SENTINEL in t for t in texts)
+    import base64
+    encoded = base64.b64encode(b"\0user\0" + SENTINEL.encode()).decode()
+    assert not any(encoded in t for t in texts)
+    from smtpsend._sasl import MECHANISMS
+    assert all(SENTINEL not in repr(m("user", SENTINEL, SENTINEL)) for m in MECHANISMS)
+
+
+def test_pop3_log_never_shows_the_password(tmp_path):
+    from servers import Conversation
+    log = tmp_path / "pop.log"
+    script = [("S", b"+OK ready <1.2@x>\r\n"), ("C", b"USER u\r\n"), ("S", b"+OK\r\n"),
+              ("C", f"PASS {SENTINEL}\r\n".encode()), ("S", b"-ERR no\r\n"),
+              ("C", b"APOP u "), ("CLOSE",)]
+    with Conversation(script[:-1] + [("CLOSE",)]) as server:
+        box = pop3.connect("127.0.0.1", server.port, tls="none", tlspolicy="insecure", logfile=str(log), timeout=2)
+        with pytest.raises(smtpsend.SMTPError) as info:
+            box.login("u", SENTINEL)
+        box.close()
+    assert SENTINEL not in log.read_text() and SENTINEL not in str(info.value)
+
+
+# ---------------------------------------------------------------- resource limits
+
+@pytest.mark.parametrize("fault", ["endless", "overlong"])
+def test_endless_replies_use_bounded_memory(fault):
+    tracemalloc.start()
+    try:
+        with FaultServer("ehlo", fault) as server:
+            with pytest.raises(smtpsend.AllServersFailed) as info:
+                smtpsend.sendmessage(part(), servers=["localhost"], ports=[server.port], timeout=5)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert isinstance(info.value.attempts[0].error, smtpsend.RemoteProtocolError)
+    assert peak < 8 << 20
+
+
+def test_pop3_endless_response_is_capped():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve():
+        conn, _ = listener.accept()
+        conn.sendall(b"+OK ready\r\n")
+        f = conn.makefile("rb")
+        f.readline()
+        conn.sendall(b"+OK\r\n.\r\n")     # CAPA: nothing
+        f.readline()                       # RETR 1
+        conn.sendall(b"+OK endless\r\n")
+        try:
+            while True:
+                conn.sendall(b"line of an endless message\r\n" * 1000)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    box = pop3.connect("127.0.0.1", listener.getsockname()[1], timeout=5)
+    box.max_octets = 1 << 20
+    with pytest.raises(smtpsend.RemoteProtocolError, match="longer than"):
+        box.retr(1)
+    box.close()
+    thread.join(5)
+    listener.close()
