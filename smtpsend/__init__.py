@@ -12,6 +12,7 @@
                                     username="ops", password="...")
 """
 
+from ._async import asendmessage
 from ._client import Client, connect, etrn, expand, help, verify
 from ._envelope import Envelope, envelope, transmitted
 from ._errors import (AllServersFailed, Attempt, AuthenticationError, DataRefused,
@@ -48,6 +49,7 @@ __all__ = [
     "Timeout",
     "TransportError",
     "UsageError",
+    "asendmessage",
     "connect",
     "envelope",
     "etrn",

@@ -26,17 +26,18 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-from typing import Callable, Iterable, Optional, Union
+from dataclasses import dataclass
+from typing import Callable, Generator, Iterable, Optional, Union
 
 from ._data import MessageData
-from ._envelope import Message, _fqdn, as_part, prepare
+from ._envelope import Message, Prepared, _fqdn, as_part, prepare
 from ._errors import (AllServersFailed, Attempt, DataRefused, DeliveryUncertain, MessageTooBig,
                       RecipientsRefused, Rejected, SenderRefused, SMTPError, TransportError,
                       UsageError)
-from ._session import Delivery, Event, Session, Timeouts
-from ._sync import SyncConnection, pump
+from ._session import Close, Connect, Delivery, Event, Resolve, Session, Timeouts
+from ._sync import SyncDriver, pump
 
-__all__ = ["parse_server", "resolve", "sendmessage"]
+__all__ = ["Plan", "failover", "parse_server", "resolve", "sendmessage"]
 
 logger = logging.getLogger("smtpsend")
 
@@ -165,6 +166,36 @@ def sendmessage(part: Message, servers: Union[str, Iterable[str]] = ("localhost"
     DeliveryUncertain), each with ``.server``/``.port``; otherwise
     AllServersFailed with every attempt.
     """
+    arguments = dict(locals())
+    ssl_context = arguments.pop("ssl_context")
+    plan = _plan(**arguments)
+    driver = SyncDriver(ssl_context)
+    try:
+        return pump(failover(plan), driver)
+    finally:
+        driver.close()
+
+
+@dataclass
+class Plan:
+    """Everything a send needs, worked out once: the envelope, the message
+    data, the servers to try and how to talk to them."""
+
+    prepared: Prepared
+    data: MessageData
+    options: Delivery
+    targets: list
+    session_options: dict
+    trace: Optional[Callable[[str], None]]
+    events: Optional[Callable[[Event], None]]
+    connect_timeout: float
+
+
+def _plan(part, servers, ports, client, originator, recipients, header, atleastone, queue, usetls,
+          tlsimport, tlspolicy, username, password, token, mechanisms, maxsecs, timeout, debug, ret,
+          envid, notify, orcpt, require_dsn, deliverby, priority, requiretls, mail_auth, events,
+          monitor, monitor_headers, progress) -> Plan:
+    """Check the arguments and prepare the message (UsageError for bad input)."""
     servers = [servers] if isinstance(servers, str) else [str(s) for s in servers]
     servers = [s for s in servers if s.strip()]
     if not servers:
@@ -190,38 +221,52 @@ def sendmessage(part: Message, servers: Union[str, Iterable[str]] = ("localhost"
     default_port = 465 if tlsimport else 25
     targets = [parse_server(s, ports[i] if i < len(ports) else None, default_port)
                for i, s in enumerate(servers)]
+    session_options = dict(client=name, usetls=usetls, implicit_tls=tlsimport, tlspolicy=policy,
+                           username=username, password=password, token=token, queue=queue,
+                           mechanisms=_mechanisms(mechanisms), timeouts=timeouts, trace=trace, monitor=monitor,
+                           monitor_headers=monitor_headers, events=events, progress=progress)
+    return Plan(prepared, data, options, targets, session_options, trace, events, timeouts.connect)
 
+
+def failover(plan: Plan) -> Generator:
+    """Every server in turn (every address of each) until one takes the
+    message: the dialogue that sendmessage and asendmessage both pump."""
+    trace, events = plan.trace, plan.events
     attempts: list[Attempt] = []
-    for host, port in targets:
+    for host, port in plan.targets:
         try:
-            addresses = resolve(host, port)
+            addresses = yield Resolve(host, port)
         except TransportError as error:
+            error.server, error.port, error.stage = host, port, "connect"
             attempts.append(Attempt(host, port, "connect", error))
             continue
         for family, sockaddr in addresses:
-            session = Session(client=name, usetls=usetls, implicit_tls=tlsimport, tlspolicy=policy,
-                              username=username, password=password, token=token, host=host,
-                              queue=queue, mechanisms=_mechanisms(mechanisms), timeouts=timeouts,
-                              trace=trace, monitor=monitor, monitor_headers=monitor_headers,
-                              events=events, progress=progress)
-            connection = None
+            session = Session(host=host, **plan.session_options)
+            connected = False
             try:
                 if trace:
                     trace(f"* connecting to {sockaddr[0]} port {port}")
                 if events:
                     events(Event("connect", {"server": host, "port": port, "address": sockaddr[0]}))
-                connection = SyncConnection.open(sockaddr, family, timeouts.connect, host, ssl_context)
-                return pump(session.run(prepared.envelope, data, options), connection)
+                yield Connect(family, sockaddr, host, plan.connect_timeout)
+                connected = True
+                result = yield from session.run(plan.prepared.envelope, plan.data, plan.options)
             except SMTPError as exc:
                 exc.server, exc.port, exc.stage = host, port, session.stage
+                if connected:
+                    yield from _close(events, host, port)
                 if _message_fault(exc):
                     raise
                 attempts.append(Attempt(host, port, session.stage, exc))
                 if trace:
                     trace(f"* {host} port {port} failed at {session.stage}: {exc}")
-            finally:
-                if connection is not None:
-                    connection.close()
-                    if events:
-                        events(Event("disconnect", {"server": host, "port": port}))
+                continue
+            yield from _close(events, host, port)
+            return result
     raise AllServersFailed(attempts)
+
+
+def _close(events, host: str, port: int) -> Generator:
+    yield Close()
+    if events:
+        events(Event("disconnect", {"server": host, "port": port}))

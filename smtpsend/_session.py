@@ -40,7 +40,8 @@ from ._extensions import Extensions
 from ._reply import Reply
 from ._sasl import SASLFailure, choose
 
-__all__ = ["Delivery", "Event", "Read", "Send", "Session", "StartTLS", "TLSInfo", "Timeouts"]
+__all__ = ["Close", "Connect", "Delivery", "Event", "Read", "Resolve", "Send", "Session", "StartTLS", "TLSInfo",
+           "Timeouts"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,31 @@ class Read:
 
     count: int
     timeout: float
+
+
+@dataclass(frozen=True)
+class Resolve:
+    """Resolve ``host``; the driver answers with [(family, sockaddr), ...]
+    or raises TransportError."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Connect:
+    """Open a TCP connection to ``sockaddr``; ``host`` is the name TLS
+    verifies. Raises TransportError or Timeout."""
+
+    family: int
+    sockaddr: tuple
+    host: str
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Close:
+    """Close the current connection."""
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from typing import Any, Generator, Optional
 
 from ._errors import RemoteProtocolError, SMTPError, Timeout, TLSError, TransportError
 from ._reply import Reply, ReplyParser
-from ._session import Read, Send, StartTLS, TLSInfo
+from ._session import Close, Connect, Read, Resolve, Send, StartTLS, TLSInfo
 
-__all__ = ["SyncConnection", "pump"]
+__all__ = ["SyncConnection", "SyncDriver", "pump"]
 
 
 class SyncConnection:
@@ -120,6 +120,34 @@ class SyncConnection:
             self._sock.close()
         except OSError:
             pass
+
+
+class SyncDriver:
+    """Performs the connection-level actions of a failover dialogue
+    (Resolve, Connect, Close) and hands the rest to the open connection."""
+
+    def __init__(self, ssl_context: Optional[ssl.SSLContext]) -> None:
+        self._context = ssl_context
+        self._connection: Optional[SyncConnection] = None
+
+    def perform(self, action: Any) -> Any:
+        if isinstance(action, Resolve):
+            from ._send import resolve
+            return resolve(action.host, action.port)
+        if isinstance(action, Connect):
+            self.close()
+            self._connection = SyncConnection.open(action.sockaddr, action.family, action.timeout,
+                                                   action.host, self._context)
+            return None
+        if isinstance(action, Close):
+            self.close()
+            return None
+        return self._connection.perform(action)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 def pump(dialogue: Generator, connection) -> Any:

@@ -1,7 +1,8 @@
-"""The fault matrix: every stage x every fault, against docs/reliability.md."""
+"""The fault matrix: every stage x every fault, against docs/reliability.md,
+with the blocking driver and with the asyncio one (one logic, two pumps)."""
 
+import asyncio
 import pathlib
-import re
 
 import pytest
 
@@ -38,8 +39,15 @@ def test_table_is_complete():
     assert len(CELLS) >= 75
 
 
+def _send(driver, part, port, options):
+    if driver == "sync":
+        return smtpsend.sendmessage(part, servers=["localhost"], ports=[port], **options)
+    return asyncio.run(smtpsend.asendmessage(part, servers=["localhost"], ports=[port], **options))
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
 @pytest.mark.parametrize("stage,fault,outcome", CELLS, ids=[f"{s}-{f}" for s, f, _ in CELLS])
-def test_fault(stage, fault, outcome, server_tls, client_tls):
+def test_fault(stage, fault, outcome, driver, server_tls, client_tls):
     users = {"user": "pw"} if stage == "auth" else {}
     body = "x" * 8_000_000 if stage == "message" else "short message"
     part = mimecompose.compose(body, header=[("From", "a@example.com"), ("To", "b@example.com")])
@@ -49,11 +57,11 @@ def test_fault(stage, fault, outcome, server_tls, client_tls):
     with FaultServer(stage, fault, tls_context=server_tls, users=users, hold=10) as server:
         kind, _, name = outcome.partition(": ")
         if kind == "delivered":
-            assert smtpsend.sendmessage(part, servers=["localhost"], ports=[server.port], **options) == []
+            assert _send(driver, part, server.port, options) == []
             assert len(server.delivered) == 1
         else:
             with pytest.raises(smtpsend.SMTPError) as info:
-                smtpsend.sendmessage(part, servers=["localhost"], ports=[server.port], **options)
+                _send(driver, part, server.port, options)
             error = info.value
             if kind == "next":
                 assert isinstance(error, smtpsend.AllServersFailed)

@@ -1,0 +1,181 @@
+"""The asyncio driver, and ``asendmessage``.
+
+The same dialogue (``_session.Session``) and the same failover
+(``_send.failover``) as the blocking sendmessage: this module only moves
+bytes with asyncio streams, wraps TLS and applies the timeouts. A cancelled
+send closes its connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import socket
+import ssl
+import time
+from typing import Any, Generator, Optional
+
+from ._errors import SMTPError, Timeout, TLSError, TransportError
+from ._reply import Reply, ReplyParser
+from ._send import _plan, failover, sendmessage
+from ._session import Close, Connect, Read, Resolve, Send, StartTLS, TLSInfo
+
+__all__ = ["AsyncDriver", "apump", "asendmessage"]
+
+
+class AsyncDriver:
+    """Performs a failover dialogue's actions over asyncio streams."""
+
+    def __init__(self, ssl_context: Optional[ssl.SSLContext]) -> None:
+        self._context = ssl_context
+        self._reader: Optional[asyncio.StreamReader] = None
+        self._writer: Optional[asyncio.StreamWriter] = None
+        self._host = ""
+        self._parser = ReplyParser()
+        self._queued: list[Reply] = []
+
+    async def perform(self, action: Any) -> Any:
+        if isinstance(action, Resolve):
+            return await self._resolve(action)
+        if isinstance(action, Connect):
+            return await self._connect(action)
+        if isinstance(action, Close):
+            await self.aclose()
+            return None
+        if isinstance(action, Send):
+            return await self._send(action)
+        if isinstance(action, Read):
+            return await self._read(action.count, action.timeout)
+        if isinstance(action, StartTLS):
+            return await self._starttls(action.timeout)
+        raise TypeError(f"unknown action {action!r}")
+
+    async def _resolve(self, action: Resolve) -> list:
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(action.host, action.port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise TransportError(f"cannot resolve {action.host!r}: {exc}") from None
+        return [(family, sockaddr) for family, _t, _p, _n, sockaddr in infos]
+
+    async def _connect(self, action: Connect) -> None:
+        await self.aclose()
+        address, port = action.sockaddr[0], action.sockaddr[1]
+        try:
+            self._reader, self._writer = await asyncio.wait_for(
+                asyncio.open_connection(address, port, family=action.family), action.timeout)
+        except asyncio.TimeoutError:
+            raise Timeout(f"connect to {address} port {port} timed out after {action.timeout} s") from None
+        except OSError as exc:
+            raise TransportError(f"cannot connect to {address} port {port}: {exc.strerror or exc}") from exc
+        self._host = action.host
+        self._parser = ReplyParser()
+        self._queued = []
+
+    async def _send(self, action: Send) -> None:
+        blocks = [action.data] if isinstance(action.data, (bytes, bytearray)) else action.data
+        try:
+            for block in blocks:
+                self._writer.write(block)
+                await asyncio.wait_for(self._writer.drain(), action.timeout)
+        except asyncio.TimeoutError:
+            raise Timeout(f"server did not take data for {action.timeout} s") from None
+        except (OSError, ssl.SSLError) as exc:
+            raise TransportError(f"connection lost while sending: {exc}") from exc
+
+    async def _read(self, count: int, timeout: float) -> list[Reply]:
+        deadline = time.monotonic() + timeout
+        while len(self._queued) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise Timeout(f"no reply within {timeout} s")
+            try:
+                data = await asyncio.wait_for(self._reader.read(65536), remaining)
+            except asyncio.TimeoutError:
+                raise Timeout(f"no reply within {timeout} s") from None
+            except (OSError, ssl.SSLError) as exc:
+                raise TransportError(f"connection lost: {exc}") from exc
+            if not data:
+                raise TransportError("connection closed by the server"
+                                     + (" in the middle of a reply" if self._parser.pending else ""))
+            self._queued.extend(self._parser.feed(data))
+        replies, self._queued = self._queued[:count], self._queued[count:]
+        return replies
+
+    async def _starttls(self, timeout: float) -> TLSInfo:
+        # RFC 3207 section 4.2: discard everything received before the
+        # handshake -- ours, and what the stream reader may still hold.
+        self._parser = ReplyParser()
+        self._queued = []
+        buffered = getattr(self._reader, "_buffer", None)
+        if buffered is not None:
+            buffered.clear()
+        context = self._context or ssl.create_default_context()
+        try:
+            await asyncio.wait_for(self._writer.start_tls(context, server_hostname=self._host), timeout)
+        except asyncio.TimeoutError:
+            raise TLSError(f"TLS handshake timed out after {timeout} s") from None
+        except ssl.SSLCertVerificationError as exc:
+            raise TLSError(f"certificate verification failed: {exc.verify_message or exc}") from exc
+        except (ssl.SSLError, OSError) as exc:
+            raise TLSError(f"TLS handshake failed: {exc}") from exc
+        ssl_object = self._writer.get_extra_info("ssl_object")
+        version = ssl_object.version()
+        binding = ssl_object.get_channel_binding("tls-unique") if version == "TLSv1.2" else None
+        cipher = ssl_object.cipher()
+        return TLSInfo(version, cipher[0] if cipher else None, binding, ssl_object.getpeercert())
+
+    async def aclose(self) -> None:
+        """Close the connection and wait until the socket is really closed
+        (writer.close() alone only schedules it)."""
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is None:
+            return
+        writer.close()
+        try:
+            await asyncio.wait_for(writer.wait_closed(), 1)
+        except (asyncio.TimeoutError, OSError, ssl.SSLError):
+            writer.transport.abort()
+        except asyncio.CancelledError:
+            writer.transport.abort()
+            raise
+
+
+async def apump(dialogue: Generator, driver: AsyncDriver) -> Any:
+    """pump() for asyncio: drive ``dialogue`` with ``await driver.perform``."""
+    value: Any = None
+    error: Optional[BaseException] = None
+    while True:
+        try:
+            action = dialogue.throw(error) if error is not None else dialogue.send(value)
+        except StopIteration as stop:
+            return stop.value
+        value, error = None, None
+        try:
+            value = await driver.perform(action)
+        except SMTPError as exc:
+            error = exc
+
+
+_SIGNATURE = inspect.signature(sendmessage)
+
+
+async def asendmessage(*args, **kwargs):
+    """sendmessage for asyncio: the same arguments, result and errors.
+
+    Safe to call inside a running loop and many times at once; cancelling
+    it closes the connection it had open.
+    """
+    bound = _SIGNATURE.bind(*args, **kwargs)
+    bound.apply_defaults()
+    arguments = dict(bound.arguments)
+    ssl_context = arguments.pop("ssl_context")
+    plan = _plan(**arguments)
+    driver = AsyncDriver(ssl_context)
+    try:
+        return await apump(failover(plan), driver)
+    finally:
+        await asyncio.shield(driver.aclose())
+
+
+asendmessage.__signature__ = _SIGNATURE
