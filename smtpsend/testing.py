@@ -62,6 +62,8 @@ class CaptureServer:
     - ``users``: ``{name: password}``; AUTH PLAIN, LOGIN, CRAM-MD5 then work.
     - ``tls_context``: a server-side SSLContext to offer STARTTLS with (or,
       with ``implicit_tls=True``, to speak TLS from the first byte).
+    - ``port``: where to listen on 127.0.0.1 (0, the default: a free port).
+    - ``on_message``: called with each Captured message as it is accepted.
     - ``responses``: replies to force, keyed by ``"GREETING"``, ``"EHLO"``,
       ``"STARTTLS"``, ``"MAIL"``, ``"RCPT"`` or ``"RCPT <address>"``, ``"DATA"``, ``"DOT"``
       (the final "."), e.g. ``{"RCPT bad@example.com": (550, "5.1.1 no such user")}``.
@@ -69,7 +71,8 @@ class CaptureServer:
 
     def __init__(self, extensions=DEFAULT_EXTENSIONS, users: Optional[dict] = None,
                  tls_context: Optional[ssl.SSLContext] = None, responses: Optional[dict] = None,
-                 hostname: str = "capture.localhost", implicit_tls: bool = False) -> None:
+                 hostname: str = "capture.localhost", implicit_tls: bool = False,
+                 port: int = 0, on_message=None) -> None:
         self.extensions = list(extensions)
         self.users = dict(users or {})
         self.tls_context = tls_context
@@ -79,7 +82,8 @@ class CaptureServer:
         self.messages: list[Captured] = []
         self.commands: list[str] = []
         self.host = "127.0.0.1"
-        self.port = 0
+        self.port = port
+        self.on_message = on_message
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._server = None
         self._thread: Optional[threading.Thread] = None
@@ -100,7 +104,7 @@ class CaptureServer:
 
         async def boot():
             ssl_arg = self.tls_context if self.implicit_tls else None
-            self._server = await asyncio.start_server(self._client, "127.0.0.1", 0, ssl=ssl_arg)
+            self._server = await asyncio.start_server(self._client, "127.0.0.1", self.port, ssl=ssl_arg)
             self.port = self._server.sockets[0].getsockname()[1]
 
         self._loop.run_until_complete(boot())
@@ -309,8 +313,11 @@ class _Dialogue:
         if forced:
             self.reset()
             return await self.reply(*forced)
-        self.server.messages.append(Captured(Envelope(self.sender, list(self.recipients)), data,
-                                             list(self.params), self.user, dict(self.rcpt_params), via))
+        captured = Captured(Envelope(self.sender, list(self.recipients)), data, list(self.params), self.user,
+                            dict(self.rcpt_params), via)
+        self.server.messages.append(captured)
+        if self.server.on_message is not None:
+            self.server.on_message(captured)
         self.reset()
         await self.reply(250, f"2.0.0 queued as {len(self.server.messages)}")
 
