@@ -16,7 +16,7 @@ import time
 from typing import Any, Generator, Optional
 
 from ._errors import SMTPError, Timeout, TLSError, TransportError
-from ._reply import Reply, ReplyParser
+from ._reply import Reply, ReplyBuffer
 from ._send import _plan, failover, sendmessage
 from ._session import Close, Connect, Read, Resolve, Send, StartTLS, TLSInfo
 
@@ -31,8 +31,7 @@ class AsyncDriver:
         self._reader: Optional[asyncio.StreamReader] = None
         self._writer: Optional[asyncio.StreamWriter] = None
         self._host = ""
-        self._parser = ReplyParser()
-        self._queued: list[Reply] = []
+        self._replies = ReplyBuffer()
 
     async def perform(self, action: Any) -> Any:
         if isinstance(action, Resolve):
@@ -69,8 +68,7 @@ class AsyncDriver:
         except OSError as exc:
             raise TransportError(f"cannot connect to {address} port {port}: {exc.strerror or exc}") from exc
         self._host = action.host
-        self._parser = ReplyParser()
-        self._queued = []
+        self._replies = ReplyBuffer()
 
     async def _send(self, action: Send) -> None:
         blocks = [action.data] if isinstance(action.data, (bytes, bytearray)) else action.data
@@ -85,7 +83,7 @@ class AsyncDriver:
 
     async def _read(self, count: int, timeout: float) -> list[Reply]:
         deadline = time.monotonic() + timeout
-        while len(self._queued) < count:
+        while not self._replies.have(count):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise Timeout(f"no reply within {timeout} s")
@@ -96,17 +94,14 @@ class AsyncDriver:
             except (OSError, ssl.SSLError) as exc:
                 raise TransportError(f"connection lost: {exc}") from exc
             if not data:
-                raise TransportError("connection closed by the server"
-                                     + (" in the middle of a reply" if self._parser.pending else ""))
-            self._queued.extend(self._parser.feed(data))
-        replies, self._queued = self._queued[:count], self._queued[count:]
-        return replies
+                raise TransportError(self._replies.closed_message())
+            self._replies.feed(data)
+        return self._replies.take(count)
 
     async def _starttls(self, timeout: float) -> TLSInfo:
         # RFC 3207 section 4.2: discard everything received before the
         # handshake -- ours, and what the stream reader may still hold.
-        self._parser = ReplyParser()
-        self._queued = []
+        self._replies.reset()
         buffered = getattr(self._reader, "_buffer", None)
         if buffered is not None:
             buffered.clear()

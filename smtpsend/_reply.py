@@ -16,7 +16,7 @@ from typing import Optional
 
 from ._errors import RemoteProtocolError
 
-__all__ = ["EnhancedStatus", "Reply", "ReplyParser"]
+__all__ = ["EnhancedStatus", "Reply", "ReplyBuffer", "ReplyParser"]
 
 # RFC 5321 section 4.5.3.1.5 limits a reply line to 512 octets; servers exceed
 # it in practice (long EHLO keyword lists), so allow some room, but bounded.
@@ -129,3 +129,33 @@ class ReplyParser:
         self._lines = []
         self._code = None
         return Reply(code, lines, EnhancedStatus.parse(lines[0], code))
+
+
+class ReplyBuffer:
+    """The replies a connection has received and nobody has asked for yet.
+
+    Both drivers keep one: ``feed`` what arrives, ``take`` replies once
+    ``have`` says they are there, ``reset`` at STARTTLS (RFC 3207 section
+    4.2: nothing received before the handshake may be used after it).
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._parser = ReplyParser()
+        self._queued: list[Reply] = []
+
+    def have(self, count: int) -> bool:
+        return len(self._queued) >= count
+
+    def feed(self, data: bytes) -> None:
+        self._queued.extend(self._parser.feed(data))
+
+    def take(self, count: int) -> list[Reply]:
+        out, self._queued = self._queued[:count], self._queued[count:]
+        return out
+
+    def closed_message(self) -> str:
+        """What to say when the server closed the connection."""
+        return "connection closed by the server" + (" in the middle of a reply" if self._parser.pending else "")

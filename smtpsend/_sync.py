@@ -13,7 +13,7 @@ import time
 from typing import Any, Generator, Optional
 
 from ._errors import RemoteProtocolError, SMTPError, Timeout, TLSError, TransportError
-from ._reply import Reply, ReplyParser
+from ._reply import Reply, ReplyBuffer
 from ._session import Close, Connect, Read, Resolve, Send, StartTLS, TLSInfo
 
 __all__ = ["SyncConnection", "SyncDriver", "pump"]
@@ -27,8 +27,7 @@ class SyncConnection:
         self._sock = sock
         self._hostname = server_hostname
         self._context = ssl_context
-        self._parser = ReplyParser()
-        self._queued: list[Reply] = []
+        self._replies = ReplyBuffer()
 
     @classmethod
     def open(cls, sockaddr: tuple, family: int, timeout: float, server_hostname: str,
@@ -72,7 +71,7 @@ class SyncConnection:
 
     def _read(self, count: int, timeout: float) -> list[Reply]:
         deadline = time.monotonic() + timeout
-        while len(self._queued) < count:
+        while not self._replies.have(count):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise Timeout(f"no reply within {timeout} s")
@@ -86,17 +85,14 @@ class SyncConnection:
             except OSError as exc:
                 raise TransportError(f"connection lost: {exc.strerror or exc}") from exc
             if not data:
-                raise TransportError("connection closed by the server"
-                                     + (" in the middle of a reply" if self._parser.pending else ""))
-            self._queued.extend(self._parser.feed(data))
-        replies, self._queued = self._queued[:count], self._queued[count:]
-        return replies
+                raise TransportError(self._replies.closed_message())
+            self._replies.feed(data)
+        return self._replies.take(count)
 
     def _starttls(self, timeout: float) -> TLSInfo:
         # RFC 3207 section 4.2: anything received before the handshake is
         # discarded -- it could be an attacker's injected replies.
-        self._parser = ReplyParser()
-        self._queued = []
+        self._replies.reset()
         context = self._context or ssl.create_default_context()
         try:
             self._sock.settimeout(timeout)
