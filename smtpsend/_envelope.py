@@ -77,7 +77,8 @@ def _fields(part: Part, header: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The header as transmitted: header= fields, then the part's own fields
     whose names header= does not replace."""
     replaced = {name.lower() for name, _ in header}
-    own = [(n, v) for n, v in part.getheader(decode=False) if n.lower() not in replaced]
+    # the part's own fields, as written (Content-Type and the like do not matter here)
+    own = [(f.name, f.value) for f in part._headers.fields if f.lname not in replaced]
     return list(header) + own
 
 
@@ -157,9 +158,11 @@ def prepare(part: Message, originator: str | None = None,
     source = block if resent else fields
     prefix = "Resent-" if resent else ""
 
+    lowered = [(n.lower(), v) for n, v in source]
+
     def values(name: str) -> list[str]:
         lname = (prefix + name).lower()
-        return [v for n, v in source if n.lower() == lname]
+        return [v for n, v in lowered if n == lname]
 
     if originator is not None:
         found = _addresses(originator, "originator") if originator.strip() else [""]
