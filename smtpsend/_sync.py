@@ -12,7 +12,7 @@ import ssl
 import time
 from typing import Any, Generator, Optional
 
-from ._errors import RemoteProtocolError, SMTPError, Timeout, TLSError, TransportError
+from ._errors import SMTPError, Timeout, TLSError, TransportError
 from ._reply import Reply, ReplyBuffer
 from ._session import Close, Connect, Read, Resolve, Send, StartTLS, TLSInfo
 

@@ -19,7 +19,6 @@ import argparse
 import mailbox
 import netrc
 import os
-import shlex
 import ssl
 import subprocess
 import sys

@@ -126,7 +126,7 @@ class FaultServer:
         if not self._fault(conn, "greeting"):
             conn.sendall(b"220 fault.localhost ESMTP\r\n")
         tls = False
-        sender, recipients = None, []
+        recipients = []
         while True:
             line = reader.line()
             if line is None:
@@ -176,7 +176,7 @@ class FaultServer:
                     return
                 if self.stage == "mail" and self.fault in ("4xx", "5xx"):
                     continue
-                sender, recipients = line, []
+                recipients = []
                 conn.sendall(b"250 2.1.0 ok\r\n")
             elif verb == b"RCPT":
                 if self._fault(conn, "rcpt"):

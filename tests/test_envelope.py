@@ -5,7 +5,7 @@ import email.policy
 import re
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
 
 import mimecompose
 import smtpsend

@@ -92,7 +92,7 @@ def _part(text, encoding):
 def test_eightbit_declared_when_offered():
     data = MessageData.from_part(_part("Grüße\n", "8bit"))
     steps = [GREET, EHLO, ehlo("8BITMIME"),
-             ("C", f"MAIL FROM:<a@x.org> BODY=8BITMIME\r\n".encode()), ("S", b"250 ok\r\n"),
+             ("C", "MAIL FROM:<a@x.org> BODY=8BITMIME\r\n".encode()), ("S", b"250 ok\r\n"),
              ("C", b"RCPT TO:<b@y.org>\r\n"), ("S", b"250 ok\r\n"), ("C", b"DATA\r\n"), ("S", b"354 go\r\n")]
     body = b"".join(data.chunks()) + b".\r\n"
     steps += [("C", body), ("S", b"250 ok\r\n"), ("C", b"QUIT\r\n"), ("S", b"221 bye\r\n")]

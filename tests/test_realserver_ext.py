@@ -5,7 +5,6 @@ import re
 import time
 import uuid
 
-import pytest
 
 import mimecompose
 import smtpsend
@@ -34,7 +33,7 @@ def test_chunking_used_and_atleastone_in_one_round(rig):
     subject = f"bdat-{uuid.uuid4().hex[:8]}"
     lines = []
     send(rig, build(subject), atleastone=True, debug=lines.append)
-    assert f"> BDAT" in " ".join(lines) and any(l.startswith("> BDAT") and l.endswith("LAST") for l in lines)
+    assert "> BDAT" in " ".join(lines) and any(l.startswith("> BDAT") and l.endswith("LAST") for l in lines)
     assert not any(l == "> DATA" for l in lines)
     [got] = fetch(rig, subject)
     assert without_trace(got) == build(subject).buildmessage()

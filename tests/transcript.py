@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from smtpsend._data import MessageData
 from smtpsend._envelope import Envelope
-from smtpsend._errors import Timeout, TLSError, TransportError
+from smtpsend._errors import Timeout, TransportError
 from smtpsend._reply import ReplyParser
 from smtpsend._session import Read, Send, Session, StartTLS, TLSInfo
 from smtpsend._sync import pump
