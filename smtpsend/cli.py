@@ -141,6 +141,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("-N", dest="notify", help="DSN: NEVER, or SUCCESS,FAILURE,DELAY")
     s.add_argument("-R", dest="ret", choices=["full", "hdrs", "FULL", "HDRS"], help="DSN: return the full message or the headers")
     s.add_argument("-V", dest="envid", help="DSN: envelope identifier")
+    s.add_argument("--orcpt", action="store_true", help="DSN: send each recipient's address as ORCPT")
     s.add_argument("-o", dest="sendmail_options", action="append", default=[], help=argparse.SUPPRESS)
     s.add_argument("-B", dest="body_type", help=argparse.SUPPRESS)
     c = p.add_argument_group("compose a message (mail(1) style; the body is read from standard input)")
@@ -169,6 +170,7 @@ def parser() -> argparse.ArgumentParser:
     n.add_argument("--deliverby", help="RFC 2852 BY=, e.g. 3600;R")
     n.add_argument("--priority", type=int, help="RFC 6710 MT-PRIORITY, -9 to 9")
     n.add_argument("--requiretls", action="store_true", help="RFC 8689 REQUIRETLS")
+    n.add_argument("--mail-auth", metavar="ADDR", help="RFC 4954 AUTH= on MAIL ('<>' for none)")
     g = p.add_argument_group("configuration and output")
     g.add_argument("--account", "-a", help="account from the configuration file")
     g.add_argument("--config", help="configuration file (default $SMTPSEND_CONFIG or ~/.config/smtpsend/config)")
@@ -321,8 +323,8 @@ def send(args, stdin, stdout, stderr) -> int:
         tlsimport=bool(tlsimport), tlspolicy=args.tlspolicy or settings.get("tlspolicy"), ssl_context=context,
         username=user, password=password, mechanisms=args.mechanisms or settings.get("mechanisms"),
         maxsecs=args.maxsecs, timeout=args.timeout or (float(settings["timeout"]) if settings.get("timeout") else None),
-        ret=args.ret, envid=args.envid, notify=args.notify, deliverby=args.deliverby, priority=args.priority,
-        requiretls=args.requiretls)
+        ret=args.ret, envid=args.envid, notify=args.notify, orcpt=True if args.orcpt else None,
+        deliverby=args.deliverby, priority=args.priority, requiretls=args.requiretls, mail_auth=args.mail_auth)
     if args.dry_run:
         envelope, data = transmitted(message, originator=sender, recipients=recipients)
         stdout.write(f"MAIL FROM:<{envelope.originator}>\n")

@@ -20,9 +20,14 @@ MESSAGE = (b"From: Ops <ops@example.com>\r\nTo: admin@example.com\r\nCc: team@ex
            b"Bcc: audit@example.com\r\nSubject: nightly\r\n\r\nAll good.\r\n.\r\nafter the dot\r\n")
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def run(args, stdin=b"", env=None, **kw):
+    # PYTHONPATH comes before site-packages: the console script runs this tree's code
     environment = dict(os.environ, HOME=kw.pop("home", os.environ.get("HOME", "/root")),
-                       SMTPSEND_CONFIG=kw.pop("config", "/nonexistent/smtpsend-config"), **(env or {}))
+                       SMTPSEND_CONFIG=kw.pop("config", "/nonexistent/smtpsend-config"),
+                       PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {}))
     environment.pop("SMTPSEND_PASSWORD", None) if not env or "SMTPSEND_PASSWORD" not in env else None
     return subprocess.run(COMMAND + args, input=stdin, capture_output=True, env=environment, timeout=60)
 
@@ -156,22 +161,34 @@ account default : work
     assert run(["--account", "nope", "b@example.com"], b"x", config=str(config)).returncode == 64
 
 
-def test_serve(tmp_path):
-    maildir = tmp_path / "Maildir"
-    proc = subprocess.Popen(COMMAND + ["serve", "--port", "0", "--maildir", str(maildir)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+@pytest.mark.parametrize("store", ["--maildir", "--mbox"])
+def test_serve(tmp_path, store):
+    path = tmp_path / "captured"
+    proc = subprocess.Popen(COMMAND + ["serve", "--port", "0", store, str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=ROOT))
     try:
         line = proc.stdout.readline().decode()
         port = int(re.search(r"port (\d+)", line).group(1))
         assert "loopback only" in line
-        assert run(["-t", "--server", f"127.0.0.1:{port}"], MESSAGE).returncode == 0
+        assert run(["-t", "--server", f"127.0.0.1:{port}", "-N", "SUCCESS", "-V", "id 1", "--orcpt"],
+                   MESSAGE).returncode == 0
         header = proc.stdout.readline().decode()
         assert header.startswith("--- message from <ops@example.com> to <admin@example.com>")
-        messages = list(mailbox.Maildir(str(maildir), create=False))
+        box = mailbox.Maildir(str(path), create=False) if store == "--maildir" else mailbox.mbox(str(path))
+        messages = list(box)
         assert len(messages) == 1 and messages[0]["Subject"] == "nightly"
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_dsn_flags(server):
+    result = run(["-t", "-N", "success,failure", "-R", "hdrs", "-V", "batch 7", "--orcpt",
+                  "--server", f"127.0.0.1:{server.port}"], MESSAGE)
+    assert result.returncode == 0, result.stderr
+    got = server.messages[0]
+    assert "RET=HDRS" in got.esmtp_params and "ENVID=batch+207" in got.esmtp_params
+    assert got.rcpt_params["admin@example.com"] == ["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;admin@example.com"]
 
 
 def test_demo():
