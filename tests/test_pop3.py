@@ -266,3 +266,51 @@ def test_dovecot_wrong_host_name(rig):
     with Forwarder(rig.ports["pop3s"]) as wrong:
         with pytest.raises(smtpsend.TLSError, match="certificate"):
             pop3.connect(wrong.host, wrong.port, tls="implicit", ssl_context=rig.context, timeout=5)
+
+
+# ---------------------------------------------------------------- the POP3 fault matrix: every command x fault
+
+COMMANDS = {   # method call, the command line it sends, a good multi-line answer (or None)
+    "stat": (lambda b: b.stat(), b"STAT\r\n"),
+    "list": (lambda b: b.list(), b"LIST\r\n"),
+    "uidl": (lambda b: b.uidl(), b"UIDL\r\n"),
+    "retr": (lambda b: b.retr(1), b"RETR 1\r\n"),
+    "top": (lambda b: b.top(1, 2), b"TOP 1 2\r\n"),
+    "dele": (lambda b: b.dele(1), b"DELE 1\r\n"),
+    "rset": (lambda b: b.rset(), b"RSET\r\n"),
+    "noop": (lambda b: b.noop(), b"NOOP\r\n"),
+    "last": (lambda b: b.last(), b"LAST\r\n"),
+    "apop": (lambda b: b.apop("u", "p"), b"APOP u "),
+}
+FAULTS = {   # what the server does instead of answering, and the error that must come out
+    "-ERR": ([("S", b"-ERR [SYS/TEMP] no can do\r\n")], pop3.ErrResponse),
+    "disconnect": ([("CLOSE",)], smtpsend.TransportError),
+    "silence": ([("HOLD", 1.5)], smtpsend.Timeout),
+    "garbage": ([("S", b"* not a POP3 status\r\n")], smtpsend.RemoteProtocolError),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_pop3_fault_matrix(command, fault):
+    call, line = COMMANDS[command]
+    steps, error = FAULTS[fault]
+    script = [("S", b"+OK ready <1.2@x>\r\n"), *NO_STLS, ("C", line)] + steps
+    with Conversation(script) as server:
+        box = pop3.connect("127.0.0.1", server.port, timeout=0.5)
+        with pytest.raises(error) as info:
+            call(box)
+        if fault == "-ERR":
+            assert info.value.text == "[SYS/TEMP] no can do"
+        box.close()
+
+
+@pytest.mark.parametrize("command", ["list", "uidl", "retr", "top"])
+def test_pop3_multiline_cut_off(command):
+    call, line = COMMANDS[command]
+    script = [("S", b"+OK ready\r\n"), *NO_STLS, ("C", line), ("S", b"+OK\r\n1 2\r\nSubject"), ("CLOSE",)]
+    with Conversation(script) as server:
+        box = pop3.connect("127.0.0.1", server.port, timeout=2)
+        with pytest.raises(smtpsend.TransportError):
+            call(box)
+        box.close()
