@@ -1,4 +1,4 @@
-"""The public surface: complete, sorted __all__, and the names DESIGN.md fixes."""
+"""The public surface: complete, sorted __all__, and the names users rely on."""
 
 import inspect
 

@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def run(args, stdin=b"", env=None, **kw):
     # PYTHONPATH comes before site-packages: the console script runs this tree's code
-    environment = dict(os.environ, HOME=kw.pop("home", os.environ.get("HOME", "/root")),
+    environment = dict(os.environ, HOME=kw.pop("home", os.path.expanduser("~")),
                        SMTPSEND_CONFIG=kw.pop("config", "/nonexistent/smtpsend-config"),
                        PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {}))
     environment.pop("SMTPSEND_PASSWORD", None) if not env or "SMTPSEND_PASSWORD" not in env else None
