@@ -20,7 +20,7 @@ from ._reply import Reply, ReplyBuffer
 from ._send import _plan, failover, sendmessage
 from ._session import Close, Connect, Read, Resolve, Send, StartTLS, TLSInfo
 
-__all__ = ["AsyncDriver", "apump", "asendmessage"]
+__all__ = ["AsyncDriver", "apump", "asendmessage", "start_tls"]
 
 
 class AsyncDriver:
@@ -100,14 +100,13 @@ class AsyncDriver:
 
     async def _starttls(self, timeout: float) -> TLSInfo:
         # RFC 3207 section 4.2: discard everything received before the
-        # handshake -- ours, and what the stream reader may still hold.
+        # handshake -- our replies, and the old stream reader with whatever
+        # it still holds: TLS gets a fresh reader.
         self._replies.reset()
-        buffered = getattr(self._reader, "_buffer", None)
-        if buffered is not None:
-            buffered.clear()
         context = self._context or ssl.create_default_context()
         try:
-            await asyncio.wait_for(self._writer.start_tls(context, server_hostname=self._host), timeout)
+            self._reader, self._writer = await asyncio.wait_for(
+                start_tls(self._writer, context, server_hostname=self._host), timeout)
         except asyncio.TimeoutError:
             raise TLSError(f"TLS handshake timed out after {timeout} s") from None
         except ssl.SSLCertVerificationError as exc:
@@ -134,6 +133,27 @@ class AsyncDriver:
         except asyncio.CancelledError:
             writer.transport.abort()
             raise
+
+
+async def start_tls(writer: asyncio.StreamWriter, context: ssl.SSLContext, server_hostname=None,
+                    server_side: bool = False) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Upgrade a stream connection to TLS; returns a new reader and writer.
+
+    Uses loop.start_tls (Python 3.7+) rather than StreamWriter.start_tls
+    (3.11+), and a fresh StreamReader: bytes the old reader had buffered
+    before the handshake are left behind with it.
+    """
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    protocol = asyncio.StreamReaderProtocol(reader)
+    transport = await loop.start_tls(writer.transport, protocol, context, server_side=server_side,
+                                     server_hostname=None if server_side else server_hostname)
+    protocol.connection_made(transport)
+    tls_writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    # The old writer shares the raw transport under TLS, and StreamWriter.__del__
+    # closes its transport: keep it alive as long as the new one.
+    tls_writer._plaintext_writer = writer
+    return reader, tls_writer
 
 
 async def apump(dialogue: Generator, driver: AsyncDriver) -> Any:

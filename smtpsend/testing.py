@@ -227,7 +227,8 @@ class _Dialogue:
         await self.reply(220, "2.0.0 ready to start TLS")
         await self.flush()
         self.buffer.clear()   # RFC 3207 section 4.2: nothing sent before TLS counts
-        await self.writer.start_tls(self.server.tls_context)
+        from ._async import start_tls
+        self.reader, self.writer = await start_tls(self.writer, self.server.tls_context, server_side=True)
         self.tls = True
         self.reset()
 
