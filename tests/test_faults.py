@@ -16,8 +16,14 @@ OUR_STAGE = {"tls": "starttls", "message": "data", "final": "data"}
 
 
 def load_table():
-    rows = [l for l in DOC.read_text().splitlines() if l.startswith("| ") and not l.startswith("| stage")]
-    header = next(l for l in DOC.read_text().splitlines() if l.startswith("| stage"))
+    """The cells of the SMTP matrix: the table whose header starts "| stage"."""
+    lines = DOC.read_text().splitlines()
+    start = next(i for i, l in enumerate(lines) if l.startswith("| stage"))
+    header, rows = lines[start], []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(line)
     faults = [c.strip() for c in header.strip("|").split("|")][1:]
     cells = []
     for row in rows:
