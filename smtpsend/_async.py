@@ -18,7 +18,7 @@ from typing import Any, Generator, Optional
 from ._errors import SMTPError, Timeout, TLSError, TransportError
 from ._reply import Reply, ReplyBuffer
 from ._send import _plan, failover, sendmessage
-from ._session import Close, Connect, Read, Resolve, Send, StartTLS, TLSInfo
+from ._session import Close, Connect, Read, Resolve, Send, StartTLS, Steps, TLSInfo
 
 __all__ = ["AsyncDriver", "apump", "asendmessage", "start_tls"]
 
@@ -157,19 +157,14 @@ async def start_tls(writer: asyncio.StreamWriter, context: ssl.SSLContext, serve
 
 
 async def apump(dialogue: Generator, driver: AsyncDriver) -> Any:
-    """pump() for asyncio: drive ``dialogue`` with ``await driver.perform``."""
-    value: Any = None
-    error: Optional[BaseException] = None
-    while True:
+    """pump() for asyncio: the same steps, each performed with ``await``."""
+    steps = Steps(dialogue)
+    for action in steps:
         try:
-            action = dialogue.throw(error) if error is not None else dialogue.send(value)
-        except StopIteration as stop:
-            return stop.value
-        value, error = None, None
-        try:
-            value = await driver.perform(action)
+            steps.succeeded(await driver.perform(action))
         except SMTPError as exc:
-            error = exc
+            steps.failed(exc)
+    return steps.result
 
 
 _SIGNATURE = inspect.signature(sendmessage)

@@ -40,8 +40,8 @@ from ._extensions import Extensions
 from ._reply import Reply
 from ._sasl import SASLFailure, choose
 
-__all__ = ["Close", "Connect", "Delivery", "Event", "Read", "Resolve", "Send", "Session", "StartTLS", "TLSInfo",
-           "Timeouts"]
+__all__ = ["Close", "Connect", "Delivery", "Event", "Read", "Resolve", "Send", "Session", "StartTLS", "Steps",
+           "TLSInfo", "Timeouts"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,45 @@ class TLSInfo:
     cipher: Optional[str] = None
     channel_binding: Optional[bytes] = None   # tls-unique, when TLS 1.2 gives one
     peer_certificate: Optional[dict] = None
+
+
+class Steps:
+    """Iterate over a dialogue's actions; report each one's outcome with
+    ``succeeded(value)`` or ``failed(error)`` before asking for the next.
+    When the dialogue ends, ``result`` holds what it returned.
+
+    This is all a driver's pump needs: ``for action in steps: ...perform...``,
+    blocking or with ``await``.
+    """
+
+    def __init__(self, dialogue: Generator) -> None:
+        self._dialogue = dialogue
+        self._value: Any = None
+        self._error: Optional[BaseException] = None
+        self.result: Any = None
+
+    def __iter__(self) -> "Steps":
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            if self._error is not None:
+                action = self._dialogue.throw(self._error)
+            else:
+                action = self._dialogue.send(self._value)
+        except StopIteration as stop:
+            self.result = stop.value
+            raise StopIteration from None
+        self._value, self._error = None, None
+        return action
+
+    def succeeded(self, value: Any) -> None:
+        self._value = value
+
+    def failed(self, error: BaseException) -> None:
+        """The driver failed: the error is thrown into the dialogue, which
+        decides what it means (after the message data: DeliveryUncertain)."""
+        self._error = error
 
 
 @dataclass(frozen=True)

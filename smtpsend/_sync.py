@@ -14,7 +14,7 @@ from typing import Any, Generator, Optional
 
 from ._errors import SMTPError, Timeout, TLSError, TransportError
 from ._reply import Reply, ReplyBuffer
-from ._session import Close, Connect, Read, Resolve, Send, StartTLS, TLSInfo
+from ._session import Close, Connect, Read, Resolve, Send, StartTLS, Steps, TLSInfo
 
 __all__ = ["SyncConnection", "SyncDriver", "pump"]
 
@@ -147,18 +147,12 @@ class SyncDriver:
 
 
 def pump(dialogue: Generator, connection) -> Any:
-    """Drive ``dialogue`` (a Session.run() generator) over ``connection``;
-    returns what the dialogue returns. A driver error is thrown into the
-    dialogue, which decides what it means."""
-    value: Any = None
-    error: Optional[BaseException] = None
-    while True:
+    """Drive ``dialogue`` over ``connection`` (a SyncDriver or SyncConnection);
+    returns what the dialogue returns."""
+    steps = Steps(dialogue)
+    for action in steps:
         try:
-            action = dialogue.throw(error) if error is not None else dialogue.send(value)
-        except StopIteration as stop:
-            return stop.value
-        value, error = None, None
-        try:
-            value = connection.perform(action)
+            steps.succeeded(connection.perform(action))
         except SMTPError as exc:
-            error = exc
+            steps.failed(exc)
+    return steps.result
