@@ -18,8 +18,8 @@ from typing import Iterable, Optional
 
 from ._data import MessageData, data_blocks
 from ._envelope import Message, as_part, prepare
-from ._errors import (AllServersFailed, Attempt, NotSupported, Rejected, SMTPError, TransportError,
-                      UsageError)
+from ._errors import (AllServersFailed, Attempt, DeliveryUncertain, NotSupported, Rejected, SMTPError,
+                      TransportError, UsageError)
 from ._extensions import Extensions
 from ._reply import Reply
 from ._send import _client_name, _mechanisms, _policy_arg, _tracer, parse_server, resolve
@@ -100,6 +100,32 @@ class Client:
                 if self._trace:
                     self._trace("* connection was closed by the server; opening it again")
         raise AssertionError("unreachable")
+
+    def sendmessages(self, parts: Iterable[Message], atleastone: bool = True, window: int = 16,
+                     **esmtp) -> list:
+        """Send many messages, pipelined back to back where the server
+        allows (PIPELINING and CHUNKING, with ``atleastone``), else one
+        after the other. Returns one outcome per message, in order: its
+        rejected-recipients list, or the SMTPError it met (nothing is
+        raised for a single message's failure; bad input raises
+        UsageError before anything is sent)."""
+        options = Delivery(atleastone=atleastone, **esmtp)
+        batch = []
+        for part in parts:
+            message = as_part(part)
+            prepared = prepare(message, client=self._options["client"])
+            batch.append((prepared.envelope, MessageData.from_part(message, prepared.add, prepared.omit)))
+        if self._connection is None:
+            self.open()
+        session = self.session
+        outcomes = self._run(session.deliver_many(batch, options, window))
+        for outcome in outcomes:
+            if isinstance(outcome, SMTPError):
+                outcome.server, outcome.port = self.host, self.port
+                outcome.stage = outcome.stage or "data"
+        if any(isinstance(o, (TransportError, DeliveryUncertain)) for o in outcomes):
+            self._drop()
+        return outcomes
 
     # ------------------------------------------------------------ seed commands
     # Each returns the server's Reply, positive or not (scsh and smtplib

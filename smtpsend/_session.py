@@ -617,6 +617,112 @@ class Session:
             yield from self.quit()
         return rejected if options.atleastone else []
 
+    def deliver_many(self, batch: list, options: "Delivery", window: int = 16) -> Generator:
+        """Many transactions back to back, for bulk sending.
+
+        With PIPELINING, CHUNKING and ``options.atleastone``, each message
+        goes as MAIL, its RCPTs and ``BDAT n LAST`` with the data, without
+        waiting (RFC 2920: BDAT does not end a command group; RFC 3030), up
+        to ``window`` messages ahead of the replies. Otherwise the messages
+        go one transaction at a time. Returns one outcome per ``(envelope,
+        message)`` in ``batch``: the rejected list, or the SMTPError that
+        message met. A lost connection makes every message whose data was
+        sent but not answered DeliveryUncertain, and the rest unsent.
+        """
+        ext = self.extensions
+        outcomes: list = [None] * len(batch)
+        if not (options.atleastone and "PIPELINING" in ext and "CHUNKING" in ext):
+            for n, (env, message) in enumerate(batch):
+                try:
+                    outcomes[n] = yield from self.deliver(env, message, options)
+                except (TransportError, RemoteProtocolError, DeliveryUncertain) as exc:
+                    outcomes[n] = exc
+                    for m in range(n + 1, len(batch)):
+                        outcomes[m] = TransportError("not sent: the connection was lost before it")
+                    return outcomes
+                except SMTPError as exc:
+                    outcomes[n] = exc
+            return outcomes
+        t = self.timeouts
+        self._atleastone = True
+        pending: list[tuple[int, Envelope, int]] = []
+        next_index = 0
+        while next_index < len(batch) or pending:
+            while next_index < len(batch) and len(pending) < window:
+                n = next_index
+                next_index += 1
+                env, message = batch[n]
+                self._envelope = env
+                try:
+                    if message.binary and "BINARYMIME" not in ext:
+                        message = message.seven_bit()
+                    elif message.eightbit and not message.binary and "8BITMIME" not in ext:
+                        message = message.seven_bit()
+                    if ext.size is not None and message.size > ext.size:
+                        raise MessageTooBig(message.size, ext.size)
+                    lines = [self._mail_command(env, message, options, True)]
+                    lines += [self._rcpt_command(address, options) for address in env.recipients]
+                except SMTPError as exc:
+                    outcomes[n] = exc
+                    continue
+                lines.append(f"BDAT {message.size} LAST")
+                for line in lines:
+                    if any(c in line for c in "\r\n\0"):
+                        raise UsageError(f"CR, LF or NUL in an SMTP command: {line!r}")
+                    self._log(">", line)
+                self._data_note(message, message.size, b"")
+                prefix = "".join(line + "\r\n" for line in lines).encode("utf-8")
+                try:
+                    yield Send(self._progress(bdat_blocks(prefix, message.chunks()), message.size), t.data_block)
+                except (TransportError, RemoteProtocolError) as exc:
+                    self._lost(outcomes, pending, n, exc)
+                    return outcomes
+                pending.append((n, env, len(lines)))
+            if not pending:
+                continue
+            n, env, count = pending.pop(0)
+            self._envelope = env
+            self.stage = "data"
+            try:
+                replies = yield from self._read(count, t.final)
+            except (TransportError, RemoteProtocolError) as exc:
+                pending.insert(0, (n, env, count))
+                self._lost(outcomes, pending, next_index, exc)
+                return outcomes
+            outcomes[n] = self._batch_outcome(env, replies)
+            if isinstance(outcomes[n], ServerUnavailable) and outcomes[n].reply.code == 421:
+                for m, _, _ in pending:
+                    outcomes[m] = ServerUnavailable("server closed the connection", outcomes[n].reply)
+                for m in range(next_index, len(batch)):
+                    outcomes[m] = ServerUnavailable("not sent: the server closed the connection", outcomes[n].reply)
+                return outcomes
+        return outcomes
+
+    def _lost(self, outcomes: list, pending: list, first_unsent: int, exc: SMTPError) -> None:
+        for m, _, _ in pending:
+            outcomes[m] = DeliveryUncertain(f"no reply after the message data was sent: {exc}")
+        for m in range(first_unsent, len(outcomes)):
+            if outcomes[m] is None:
+                outcomes[m] = TransportError(f"not sent: {exc}")
+
+    def _batch_outcome(self, env: Envelope, replies: list[Reply]):
+        """The outcome of one pipelined BDAT LAST transaction."""
+        mail_reply, rcpt_replies, final = replies[0], replies[1:-1], replies[-1]
+        try:
+            self._check_mail(mail_reply, "MAIL")
+            rejected = self._rejected(rcpt_replies)
+            for address, reply in zip(env.recipients, rcpt_replies):
+                self._event("rcpt", address=address, reply=reply)
+            if len(rejected) == len(rcpt_replies):
+                refusal = self._refusal(0, rejected, rcpt_replies)
+                if refusal is not None:
+                    raise refusal
+            self._check_reply(final, "BDAT", "message refused")
+        except SMTPError as exc:
+            return exc
+        self._event("accepted", reply=final, size=None)
+        return rejected
+
     def _final_reply(self, timeout: float) -> Generator:
         # From here on the server may hold the message: never try another server.
         try:
