@@ -111,6 +111,11 @@ class CaptureServer:
         self._ready.set()
         self._loop.run_forever()
         self._server.close()
+        # finish the client handlers still running, rather than abandon them
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self._loop.run_until_complete(self._server.wait_closed())
         self._loop.close()
 
