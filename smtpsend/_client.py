@@ -55,7 +55,7 @@ class Client:
         for family, sockaddr in resolve(self.host, self.port):
             session = Session(**self._options)
             try:
-                if self._trace:
+                if self._options.get("trace_notes") and self._trace:
                     self._trace(f"* connecting to {sockaddr[0]} port {self.port}")
                 connection = SyncConnection.open(sockaddr, family, self._timeouts.connect, self.host,
                                                  self._ssl_context)
@@ -97,7 +97,7 @@ class Client:
                 self._drop()
                 if not (stale and retry):
                     raise
-                if self._trace:
+                if self._options.get("trace_notes") and self._trace:
                     self._trace("* connection was closed by the server; opening it again")
         raise AssertionError("unreachable")
 
@@ -275,7 +275,8 @@ def connect(server: str = "localhost", port: Optional[int] = None, *, client: Op
                     tlspolicy=_policy_arg(tlspolicy), ssl_context=ssl_context, username=username,
                     password=password, token=token, timeouts=Timeouts.make(timeout, maxsecs),
                     trace=_tracer(debug), mechanisms=_mechanisms(mechanisms), events=events,
-                    monitor=monitor, monitor_headers=monitor_headers, progress=progress)
+                    monitor=monitor, monitor_headers=monitor_headers, progress=progress,
+                    trace_notes=debug is True)
     return client.open()
 
 

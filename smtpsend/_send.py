@@ -93,6 +93,8 @@ def _message_fault(exc: SMTPError) -> bool:
 
 
 def _tracer(debug) -> Optional[Callable[[str], None]]:
+    """debug=callable gets the protocol lines ("> " sent, "< " received);
+    debug=True logs them, and smtpsend's "* " notes too, to the smtpsend logger."""
     if callable(debug):
         return debug
     if debug:
@@ -224,8 +226,10 @@ def _plan(part, servers, ports, client, originator, recipients, header, atleasto
     session_options = dict(client=name, usetls=usetls, implicit_tls=tlsimport, tlspolicy=policy,
                            username=username, password=password, token=token, queue=queue,
                            mechanisms=_mechanisms(mechanisms), timeouts=timeouts, trace=trace, monitor=monitor,
-                           monitor_headers=monitor_headers, events=events, progress=progress)
-    return Plan(prepared, data, options, targets, session_options, trace, events, timeouts.connect)
+                           monitor_headers=monitor_headers, events=events, progress=progress,
+                           trace_notes=debug is True)
+    return Plan(prepared, data, options, targets, session_options, trace if debug is True else None,
+                events, timeouts.connect)
 
 
 def failover(plan: Plan) -> Generator:
@@ -260,6 +264,8 @@ def failover(plan: Plan) -> Generator:
                 attempts.append(Attempt(host, port, session.stage, exc))
                 if trace:
                     trace(f"* {host} port {port} failed at {session.stage}: {exc}")
+                if events:
+                    events(Event("failed", {"server": host, "port": port, "stage": session.stage, "error": exc}))
                 continue
             yield from _close(events, host, port)
             return result

@@ -168,7 +168,8 @@ _NOTIFY = ("NEVER", "SUCCESS", "FAILURE", "DELAY")
 class Event:
     """Something that happened in a dialogue (libESMTP's event callback):
     ``name`` is connect, greeting, extensions, tls, auth, mail, rcpt, data,
-    accepted or disconnect; ``data`` holds its details."""
+    accepted, failed (a server given up on), disconnect, or note (``text``:
+    what smtpsend decided, e.g. a downgrade); ``data`` holds its details."""
 
     name: str
     data: dict
@@ -255,8 +256,9 @@ class Session:
                  timeouts: Timeouts = Timeouts(), trace: Optional[Callable[[str], None]] = None,
                  monitor: Optional[Callable[[str, str], None]] = None, monitor_headers: bool = False,
                  events: Optional[Callable[["Event"], None]] = None,
-                 progress: Optional[Callable[[int, int], None]] = None) -> None:
+                 progress: Optional[Callable[[int, int], None]] = None, trace_notes: bool = False) -> None:
         self.client = client
+        self._trace_notes = trace_notes
         self._monitor = monitor
         self._monitor_headers = monitor_headers
         self._events = events
@@ -288,9 +290,11 @@ class Session:
             self._trace(f"{direction} {text}")
 
     def _note(self, text: str) -> None:
-        """What smtpsend did ("* ..." in the transcript)."""
-        if self._trace is not None:
+        """What smtpsend did: an Event("note"), and a "* ..." line in the
+        logged transcript (debug=True). A debug callable gets protocol lines only."""
+        if self._trace_notes and self._trace is not None:
             self._trace(f"* {text}")
+        self._event("note", text=text)
 
     def _event(self, name: str, **data: Any) -> None:
         if self._events is not None:

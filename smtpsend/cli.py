@@ -336,6 +336,14 @@ def send(args, stdin, stdout, stderr) -> int:
         return EX_OK
     if args.trace:
         options["debug"] = lambda line: print(line, file=stderr, flush=True)
+
+        def notes(event) -> None:
+            if event.name == "note":
+                print(f"* {event.data['text']}", file=stderr, flush=True)
+            elif event.name == "failed":
+                print(f"* {event.data['server']} port {event.data['port']} failed at {event.data['stage']}: "
+                      f"{event.data['error']}", file=stderr, flush=True)
+        options["events"] = notes
     if args.progress:
         options["progress"] = progress_bar(stderr)
     rejected = sendmessage(message, **options)

@@ -44,12 +44,12 @@ def test_same_errors():
 
 
 def test_tls_auth_and_injection(server_tls, client_tls):
-    lines = []
+    lines, events = [], []
     with CaptureServer(tls_context=server_tls, users={"u": "pw"}) as server:
         asyncio.run(smtpsend.asendmessage(part(), servers=["localhost"], ports=[server.port], ssl_context=client_tls,
-                                          username="u", password="pw", debug=lines.append))
+                                          username="u", password="pw", debug=lines.append, events=events.append))
         assert server.messages[0].authenticated_as == "u"
-    assert "> STARTTLS" in lines and "* authenticated with CRAM-MD5" in lines
+    assert "> STARTTLS" in lines and [e.data["mechanism"] for e in events if e.name == "auth"] == ["CRAM-MD5"]
     with FaultServer("starttls", "inject", tls_context=server_tls) as server:
         lines.clear()
         asyncio.run(smtpsend.asendmessage(part(), servers=["localhost"], ports=[server.port], ssl_context=client_tls,

@@ -213,10 +213,11 @@ def test_events_monitor_progress(server_tls, client_tls):
                              username="u", password="pw-Sentinel",
                              events=events.append, monitor=lambda d, l: lines.append((d, l)),
                              monitor_headers=True, progress=lambda sent, total: progress.append((sent, total)))
-    names = [e.name for e in events]
+    names = [e.name for e in events if e.name != "note"]
     # chronological: with PIPELINING and CHUNKING the data goes out before the RCPT replies arrive
     assert names == ["connect", "greeting", "extensions", "tls", "extensions", "auth", "mail", "data", "rcpt",
                      "accepted", "disconnect"]
+    events = [e for e in events if e.name != "note"]
     tls = events[3].data
     assert tls["version"].startswith("TLS") and tls["peer_certificate"]
     assert events[5].data["mechanism"] == "CRAM-MD5"

@@ -90,13 +90,15 @@ def tls_aio(server_tls):
 
 
 def test_starttls_verified_and_auth(tls_aio, client_tls):
-    lines = []
+    lines, events = [], []
     smtpsend.sendmessage(message(), servers=["localhost"], ports=[tls_aio.port], ssl_context=client_tls,
-                         username="user", password=PASSWORD, debug=lines.append)
+                         username="user", password=PASSWORD, debug=lines.append, events=events.append)
     [(_, _, _, authenticated)] = tls_aio.handler_ref.received
     assert authenticated
-    assert "> STARTTLS" in lines and any(l.startswith("* authenticated with PLAIN") for l in lines)
+    assert "> STARTTLS" in lines and [e.data["mechanism"] for e in events if e.name == "auth"] == ["PLAIN"]
     assert not any(PASSWORD in l for l in lines)
+    # the debug callable gets protocol lines only, greeting first (DESIGN: "> " sent, "< " received)
+    assert lines[0].startswith("< 220") and all(l[:2] in ("> ", "< ") for l in lines)
 
 
 def test_unknown_ca_refused_and_nothing_sent(tls_aio):
@@ -144,11 +146,11 @@ def test_implicit_tls(server_tls, client_tls):
 
 
 def test_strongest_mechanism_chosen(server_tls, client_tls):
-    lines = []
+    events = []
     with CaptureServer(tls_context=server_tls, users={"jörg": "pässwörd"}) as server:
         smtpsend.sendmessage(message(), servers=["localhost"], ports=[server.port], ssl_context=client_tls,
-                             username="jörg", password="pässwörd", debug=lines.append)
-        assert "* authenticated with CRAM-MD5" in lines
+                             username="jörg", password="pässwörd", events=events.append)
+        assert [e.data["mechanism"] for e in events if e.name == "auth"] == ["CRAM-MD5"]
         assert server.messages[0].authenticated_as == "jörg"
 
 
@@ -164,16 +166,18 @@ def test_bad_password(server_tls, client_tls):
         assert PASSWORD not in str(info.value)
 
 
-def test_failover_closed_port_then_421_then_success(aio):
-    lines = []
+def test_failover_closed_port_then_421_then_success(aio, no_secret_in_logs):
+    events = []
     with ScriptedServer(b"421 4.3.2 busy\r\n") as busy:
         result = smtpsend.sendmessage(message(), servers=["127.0.0.1", "127.0.0.1", "127.0.0.1"],
                                       ports=[free_port(), busy.port, aio.port], usetls=False,
-                                      debug=lines.append)
+                                      events=events.append, debug=True)
     assert result == []
     assert len(aio.handler_ref.received) == 1
-    failures = [l for l in lines if " failed at " in l]
-    assert len(failures) == 2 and "at connect" in failures[0] and "at greeting" in failures[1]
+    failures = [e.data for e in events if e.name == "failed"]
+    assert [f["stage"] for f in failures] == ["connect", "greeting"]
+    # with debug=True the logged transcript carries smtpsend's notes too
+    assert sum(" failed at " in m for m in no_secret_in_logs.messages) == 2
 
 
 def test_all_servers_failed_tells_every_attempt():

@@ -78,7 +78,7 @@ def run(steps, *, bytewise=False, env=Envelope("a@x.org", ["b@y.org"]), data=Non
     options.setdefault("client", "client.example")
     atleastone = options.pop("atleastone", False)
     lines = []
-    session = Session(trace=lines.append, **options)
+    session = Session(trace=lines.append, trace_notes=True, **options)
     script = Script(steps, bytewise)
     result = pump(session.run(env, data or message(), atleastone), script)
     assert not script.steps, f"script not finished: {script.steps}"
