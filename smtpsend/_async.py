@@ -12,13 +12,12 @@ import asyncio
 import inspect
 import socket
 import ssl
-import time
 from typing import Any, Generator, Optional
 
 from ._errors import SMTPError, Timeout, TLSError, TransportError
 from ._reply import Reply, ReplyBuffer
 from ._send import _plan, failover, sendmessage
-from ._session import Close, Connect, Read, Resolve, Send, StartTLS, Steps, TLSInfo
+from ._session import Close, Connect, Deadline, Read, Resolve, Send, StartTLS, Steps, TLSInfo
 
 __all__ = ["AsyncDriver", "apump", "asendmessage", "start_tls"]
 
@@ -82,15 +81,12 @@ class AsyncDriver:
             raise TransportError(f"connection lost while sending: {exc}") from exc
 
     async def _read(self, count: int, timeout: float) -> list[Reply]:
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         while not self._replies.have(count):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise Timeout(f"no reply within {timeout} s")
             try:
-                data = await asyncio.wait_for(self._reader.read(65536), remaining)
+                data = await asyncio.wait_for(self._reader.read(65536), deadline.remaining())
             except asyncio.TimeoutError:
-                raise Timeout(f"no reply within {timeout} s") from None
+                raise deadline.expired() from None
             except (OSError, ssl.SSLError) as exc:
                 raise TransportError(f"connection lost: {exc}") from exc
             if not data:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Generator, Iterable, Optional, Union
 
@@ -34,13 +35,13 @@ from ._data import MessageData, bdat_blocks, data_blocks, xtext
 from ._envelope import Envelope
 from ._errors import (AuthenticationError, DataRefused, DeliveryUncertain, MessageTooBig,
                       NotSupported, RecipientsRefused, Rejected, RemoteProtocolError,
-                      SenderRefused, ServerUnavailable, SMTPError, TLSError, TLSRequired,
+                      SenderRefused, ServerUnavailable, SMTPError, Timeout, TLSError, TLSRequired,
                       TransportError, UsageError)
 from ._extensions import Extensions
 from ._reply import Reply
 from ._sasl import SASLFailure, choose
 
-__all__ = ["Close", "Connect", "Delivery", "Event", "Read", "Resolve", "Send", "Session", "StartTLS", "Steps",
+__all__ = ["Close", "Connect", "Deadline", "Delivery", "Event", "Read", "Resolve", "Send", "Session", "StartTLS", "Steps",
            "TLSInfo", "Timeouts"]
 
 
@@ -138,6 +139,25 @@ class Steps:
         """The driver failed: the error is thrown into the dialogue, which
         decides what it means (after the message data: DeliveryUncertain)."""
         self._error = error
+
+
+class Deadline:
+    """A wait that must end within ``seconds``: ``remaining()`` gives the
+    time left for the next blocking call, or raises Timeout when none is
+    left (so a server trickling one byte at a time still times out)."""
+
+    def __init__(self, seconds: float, what: str = "no reply") -> None:
+        self._end = time.monotonic() + seconds
+        self._message = f"{what} within {seconds} s"
+
+    def remaining(self) -> float:
+        left = self._end - time.monotonic()
+        if left <= 0:
+            raise self.expired()
+        return left
+
+    def expired(self) -> Timeout:
+        return Timeout(self._message)
 
 
 @dataclass(frozen=True)

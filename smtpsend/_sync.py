@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import socket
 import ssl
-import time
 from typing import Any, Generator, Optional
 
 from ._errors import SMTPError, Timeout, TLSError, TransportError
 from ._reply import Reply, ReplyBuffer
-from ._session import Close, Connect, Read, Resolve, Send, StartTLS, Steps, TLSInfo
+from ._session import Close, Connect, Deadline, Read, Resolve, Send, StartTLS, Steps, TLSInfo
 
 __all__ = ["SyncConnection", "SyncDriver", "pump"]
 
@@ -70,16 +69,13 @@ class SyncConnection:
             raise TransportError(f"connection lost while sending: {exc.strerror or exc}") from exc
 
     def _read(self, count: int, timeout: float) -> list[Reply]:
-        deadline = time.monotonic() + timeout
+        deadline = Deadline(timeout)
         while not self._replies.have(count):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise Timeout(f"no reply within {timeout} s")
             try:
-                self._sock.settimeout(remaining)
+                self._sock.settimeout(deadline.remaining())
                 data = self._sock.recv(65536)
             except socket.timeout:
-                raise Timeout(f"no reply within {timeout} s") from None
+                raise deadline.expired() from None
             except ssl.SSLError as exc:
                 raise TransportError(f"TLS error while reading: {exc}") from exc
             except OSError as exc:

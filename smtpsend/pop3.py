@@ -29,7 +29,6 @@ import netrc
 import os
 import socket
 import ssl
-import time
 from typing import IO, Callable, Optional, Union
 
 import mimecompose
@@ -38,6 +37,7 @@ from ._data import unstuff
 from ._errors import (RemoteProtocolError, SMTPError, Timeout, TLSError, TLSRequired,
                       TransportError, UsageError)
 from ._sasl import SASLFailure, choose
+from ._session import Deadline
 
 __all__ = ["AuthenticationFailed", "ErrResponse", "POP3", "POP3Error", "connect"]
 
@@ -92,7 +92,7 @@ class POP3:
                 fh.write(line + "\n")
 
     def _readline(self) -> bytes:
-        deadline = time.monotonic() + self.timeout
+        deadline = Deadline(self.timeout, "no response")
         while True:
             eol = self._buffer.find(b"\n")
             if eol != -1:
@@ -101,14 +101,11 @@ class POP3:
                 return line
             if len(self._buffer) > MAX_LINE:
                 raise RemoteProtocolError(f"line longer than {MAX_LINE} octets")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise Timeout(f"no response within {self.timeout} s")
             try:
-                self._sock.settimeout(remaining)
+                self._sock.settimeout(deadline.remaining())
                 data = self._sock.recv(65536)
             except socket.timeout:
-                raise Timeout(f"no response within {self.timeout} s") from None
+                raise deadline.expired() from None
             except OSError as exc:
                 raise TransportError(f"connection lost: {exc}") from exc
             if not data:
