@@ -10,7 +10,7 @@
     again = mimecompose.initialize(string=data)  # parse
 """
 
-from ._address import Address, formataddress, parseaddress
+from ._address import Address, formataddress, iter_addresses, parseaddress
 from ._codecs import field_decode, word_decode, word_encode
 from ._compose import compose
 from ._date import formatdate, parsedatetime
@@ -29,6 +29,7 @@ __all__ = [
     "formataddress",
     "formatdate",
     "initialize",
+    "iter_addresses",
     "parseaddress",
     "parsedatetime",
     "word_decode",

@@ -4,35 +4,42 @@ records with tcllib's fields, ``formataddress`` writes one mailbox.
 Parsing is lenient the way real mail needs (obsolete phrases such as
 ``J. Smith``, routes, empty list elements, comments anywhere, UTF-8 per
 RFC 6532) and never raises: a malformed address comes back with ``error``
-set and the others in the list are still parsed.
+set, salvaged as a reader would show it, and the others in the list are
+still parsed.
+
+The parser streams: the lexer yields one token at a time, and only the
+tokens of the list element being read are held, so time and memory are
+linear in the input (the records returned are the only thing that grows).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import NamedTuple
+from itertools import chain
+from typing import Iterator, NamedTuple
 
 from ._codecs import field_decode
-from ._errors import HeaderInjectionError
+from ._errors import HeaderInjectionError, MimeError
 
 __all__ = ["Address", "formataddress", "parseaddress"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Address:
     """One parsed mailbox (tcllib ``mime::parseaddress`` fields).
 
-    - ``address``: ``local@domain`` as written, without the route;
-      ``""`` for the record of an empty group.
+    - ``address``: ``local@domain`` as written (unfolded), without the route;
+      ``""`` for the record of an empty group and for ``<>``.
     - ``local``, ``domain``: the two halves (quotes kept on a quoted local part).
     - ``phrase``: the display name exactly as written, quotes kept.
     - ``comment``: the comments, parentheses kept (``"(John Doe)"``).
-    - ``friendly``: a readable name: the decoded display name without
-      quotes, else the comment's text, else the local part.
-    - ``group``: the group name, on every member of a group, else ``""``.
+    - ``friendly``: a readable name: the display name without quotes (encoded
+      words outside quotes decoded), else the comment's text, else the local part.
+    - ``group``: the group name (decoded), on every member of a group, else ``""``.
     - ``route``: an obsolete source route (``"@relay.net:"``), else ``""``.
-    - ``proper``: ``phrase <address>``, or just the address.
+    - ``proper``: ``phrase <address>``, or just the address; for a record in
+      error, the text as written.
     - ``error``: ``None`` when the address parsed, else what is wrong.
     """
 
@@ -49,101 +56,177 @@ class Address:
 
 
 class _Tok(NamedTuple):
-    kind: str  # atom, qstring, comment, dliteral, or the special character itself
-    text: str
+    kind: str  # atom, qstring, comment, dliteral, bad, or the special character itself
     start: int
     end: int
+    problem: str = ""  # what is wrong with this token ("" when nothing)
 
 
-_SPECIALS = "()<>[]:;@\\,.\""
-_ATOM_RE = re.compile(r"[^\s()<>\[\]:;@\\,.\"\x00-\x1f\x7f]+")
-_WS_RE = re.compile(r"[ \t\r\n]+")
+class _Bad(Exception):
+    """A syntax error inside one mailbox."""
 
 
-class _SyntaxError(Exception):
-    pass
+# atext plus UTF-8 (RFC 6532 3.2): everything but specials, blanks and controls
+_ATOM_RE = re.compile(r"[^ \t()<>\[\]:;@\\,.\"\x00-\x1f\x7f]+")
+_WS_RE = re.compile(r"[ \t]+")
+# where a quoted string, a comment or a domain literal needs a look
+_QS_STOP = re.compile(r'["\\\x00\r\n]')
+_COMMENT_STOP = re.compile(r"[()\\\x00\r\n]")
+_DLITERAL_STOP = re.compile(r"[\[\]\\\x00\r\n]")
+# RFC 5322 2.2.3: unfolding removes a CRLF that is followed by WSP (a lone LF
+# too, as in messages stored with Unix line ends)
+_FOLD_RE = re.compile(r"\r?\n(?=[ \t])")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+_ESCAPE_RE = re.compile(r"\\(.)", re.S)
+_SPECIALS = "<>:;@,."
+_CRLF = "CR or LF outside folding (RFC 5322 3.2.2)"
 
 
-def _scan_delimited(text: str, i: int, close: str, nest: str | None = None) -> int:
-    """Return the index just past the delimiter that closes the one at ``i``."""
+def _scan(text: str, i: int, stop: re.Pattern[str], what: str) -> tuple[int, str]:
+    """Scan a quoted string, comment or domain literal opened at ``i``.
+
+    Returns the index just past its end and the first problem found ("" if
+    none). Comments nest; a quoted-pair escapes one character. Unterminated,
+    it runs to the end of the text.
+    """
+    close = {"quoted string": '"', "comment": ")", "domain literal": "]"}[what]
+    problem = ""
     depth = 1
     j = i + 1
-    while j < len(text):
-        c = text[j]
+    while True:
+        m = stop.search(text, j)
+        if m is None:
+            return len(text), f"unterminated {text[i]!r}"  # the gravest problem
+        j = m.end()
+        c = m.group()
         if c == "\\":
-            j += 2
-            continue
-        if nest and c == nest:
-            depth += 1
+            quoted = text[j:j + 1]
+            if quoted in ("\r", "\n", "\x00"):
+                # obs-qp (RFC 5322 4.1) allows a quoted CR, LF or NUL, but
+                # they never reach an Address field: a CR, LF or NUL is never
+                # safe to pass on (the project's header injection rule)
+                problem = problem or (_CRLF if quoted != "\x00" else f"NUL in a {what}")
+            j += 1
         elif c == close:
             depth -= 1
             if depth == 0:
-                return j + 1
-        j += 1
-    raise _SyntaxError(f"unterminated {text[i]!r}")
+                return j, problem
+        elif c == "(":
+            depth += 1
+        elif c in "\r\n":
+            problem = problem or _CRLF
+        elif c == "\x00":
+            # RFC 5322 3.2.4 (qtext), 3.2.2 (ctext), 3.4.1 (dtext): no NUL
+            problem = problem or f"NUL in a {what}"
+        elif c == "[":
+            problem = problem or "'[' inside a domain literal (RFC 5322 3.4.1)"
 
 
-def _tokenize(text: str) -> list[_Tok]:
-    toks = []
+def _lex(text: str) -> Iterator[_Tok]:
+    """Yield the tokens of an (unfolded) address list, one at a time."""
     i = 0
     n = len(text)
     while i < n:
         c = text[i]
-        if c in " \t\r\n":
-            i = _WS_RE.match(text, i).end()
+        if c == " " or c == "\t":
+            i = _WS_RE.match(text, i).end()  # type: ignore[union-attr]
+            continue
+        m = _ATOM_RE.match(text, i)
+        if m:
+            yield _Tok("atom", i, m.end())
+            i = m.end()
+        elif c in _SPECIALS:
+            yield _Tok(c, i, i + 1)
+            i += 1
         elif c == '"':
-            j = _scan_delimited(text, i, '"')
-            toks.append(_Tok("qstring", text[i:j], i, j))
+            j, problem = _scan(text, i, _QS_STOP, "quoted string")
+            yield _Tok("qstring", i, j, problem)
             i = j
         elif c == "(":
-            j = _scan_delimited(text, i, ")", "(")
-            toks.append(_Tok("comment", text[i:j], i, j))
+            j, problem = _scan(text, i, _COMMENT_STOP, "comment")
+            yield _Tok("comment", i, j, problem)
             i = j
         elif c == "[":
-            j = _scan_delimited(text, i, "]")
-            toks.append(_Tok("dliteral", text[i:j], i, j))
+            j, problem = _scan(text, i, _DLITERAL_STOP, "domain literal")
+            yield _Tok("dliteral", i, j, problem)
             i = j
-        elif c in _SPECIALS:
-            toks.append(_Tok(c, c, i, i + 1))
-            i += 1
         else:
-            m = _ATOM_RE.match(text, i)
-            if not m:
-                toks.append(_Tok("bad", c, i, i + 1))
-                i += 1
-            else:
-                toks.append(_Tok("atom", m.group(0), i, m.end()))
-                i = m.end()
-    return toks
+            problem = _CRLF if c in "\r\n" else f"illegal character {c!r}"
+            yield _Tok("bad", i, i + 1, problem)
+            i += 1
 
 
-def _unquote(qstring: str) -> str:
-    return re.sub(r"\\(.)", r"\1", qstring[1:-1], flags=re.S)
+def _text(s: str, tok: _Tok) -> str:
+    return s[tok.start:tok.end]
 
 
-def _display(text: str, toks: list[_Tok]) -> str:
-    """The readable form of a phrase: quotes removed, encoded words decoded."""
-    out = []
-    prev_end = None
+def _unquote(s: str, tok: _Tok) -> str:
+    """The content of a quoted string or comment, quoted-pairs resolved."""
+    inner = s[tok.start + 1:tok.end - 1] if not tok.problem.startswith("unterminated") \
+        else s[tok.start + 1:tok.end]
+    return _ESCAPE_RE.sub(r"\1", inner) if "\\" in inner else inner
+
+
+def _display(s: str, toks: list[_Tok]) -> str:
+    """The readable form of a phrase: quotes removed, comments dropped, and
+    encoded words decoded only outside quoted strings (RFC 2047 section 5(3))."""
+    out: list[str] = []
+    run: list[str] = []  # unquoted words, decoded together (RFC 2047 section 6.2)
+    prev_end = -1
     for tok in toks:
         if tok.kind == "comment":
             continue
-        if prev_end is not None and tok.start > prev_end:
-            out.append(" ")
-        out.append(_unquote(tok.text) if tok.kind == "qstring" else tok.text)
+        if prev_end >= 0 and tok.start > prev_end:
+            (run or out).append(" ")
+        if tok.kind == "qstring":
+            if run:
+                out.append(field_decode("".join(run)))
+                run = []
+            out.append(_unquote(s, tok))
+        else:
+            run.append(_text(s, tok))
         prev_end = tok.end
-    return field_decode("".join(out))
+    if run:
+        out.append(field_decode("".join(run)))
+    return "".join(out)
 
 
-def _comment_text(comment: str) -> str:
-    return field_decode(_unquote(comment).strip())
+def _phrase_problem(s: str, words: list[_Tok]) -> str:
+    """What keeps ``words`` from being an RFC 5322 phrase, or ""."""
+    if not words:
+        return ""
+    if words[0].kind == ".":
+        return "display name starts with '.' (RFC 5322 4.1: obs-phrase starts with a word)"
+    for tok in words:
+        if tok.kind not in ("atom", "qstring", "."):
+            return f"unexpected {_text(s, tok)!r} in display name"
+    return ""
 
 
-def _parse_addr_spec(toks: list[_Tok]) -> tuple[str, str]:
-    """Parse ``local@domain`` from non-comment tokens; returns (local, domain)."""
-    i = 0
-    local = []
+def _domain(s: str, toks: list[_Tok]) -> str:
+    """A domain from non-comment tokens: dot-atom, obs-domain or one domain literal."""
+    if len(toks) == 1 and toks[0].kind == "dliteral":
+        return _text(s, toks[0])
+    parts = []
     expect_word = True
+    for tok in toks:
+        if expect_word and tok.kind == "atom":
+            expect_word = False
+        elif not expect_word and tok.kind == ".":
+            expect_word = True
+        else:
+            raise _Bad(f"unexpected {_text(s, tok)!r} in domain")
+        parts.append(_text(s, tok))
+    if not parts or expect_word:
+        raise _Bad("missing or incomplete domain")
+    return "".join(parts)
+
+
+def _addr_spec(s: str, toks: list[_Tok]) -> tuple[str, str]:
+    """Parse ``local@domain`` from non-comment tokens; returns (local, domain)."""
+    local: list[str] = []
+    expect_word = True
+    i = 0
     while i < len(toks) and toks[i].kind != "@":
         tok = toks[i]
         if expect_word and tok.kind in ("atom", "qstring"):
@@ -151,106 +234,139 @@ def _parse_addr_spec(toks: list[_Tok]) -> tuple[str, str]:
         elif not expect_word and tok.kind == ".":
             expect_word = True
         elif tok.kind == "." and not local:
-            raise _SyntaxError("local-part starts with a dot")
+            raise _Bad("local-part starts with a dot")
         else:
-            raise _SyntaxError(f"expecting at-sign after local-part (found {tok.text})")
-        local.append(tok.text)
+            raise _Bad(f"expecting at-sign after local-part (found {_text(s, tok)})")
+        local.append(_text(s, tok))
         i += 1
     if not local:
-        raise _SyntaxError("missing local-part")
+        raise _Bad("missing local-part")
     if i == len(toks):
-        raise _SyntaxError("missing at-sign and domain")
+        raise _Bad("missing at-sign and domain")
     if expect_word:
-        raise _SyntaxError("local-part ends with a dot")
-    i += 1
-    domain = []
-    expect_word = True
-    while i < len(toks):
-        tok = toks[i]
-        if expect_word and tok.kind == "atom":
-            expect_word = False
-        elif expect_word and tok.kind == "dliteral" and not domain:
-            expect_word = False
-        elif not expect_word and tok.kind == "." and toks[i - 1].kind == "atom":
-            expect_word = True
-        else:
-            raise _SyntaxError(f"unexpected {tok.text!r} in domain")
-        domain.append(tok.text)
-        i += 1
-    if not domain or expect_word:
-        raise _SyntaxError("missing or incomplete domain")
-    return "".join(local), "".join(domain)
+        raise _Bad("local-part ends with a dot")
+    return "".join(local), _domain(s, toks[i + 1:])
 
 
-def _mailbox(text: str, toks: list[_Tok], group: str) -> Address:
-    comments = [t.text for t in toks if t.kind == "comment"]
-    comment = " ".join(comments)
+def _route(s: str, inner: list[_Tok]) -> tuple[str, list[_Tok], str]:
+    """Split an obsolete route off an angle-addr's tokens (RFC 5322 4.4).
+
+    obs-route = obs-domain-list ":", with obs-domain-list = *(CFWS / ",")
+    "@" domain *("," [CFWS] ["@" domain]). Returns (route, the rest, problem).
+    """
+    if not inner or inner[0].kind not in ("@", ","):
+        return "", inner, ""
+    colon = next((k for k, t in enumerate(inner) if t.kind == ":"), -1)
+    if colon < 0:
+        return "", inner, ""
+    problem = ""
+    element: list[_Tok] = []
+    seen = False
+    for tok in inner[:colon] + [_Tok(",", 0, 0)]:
+        if tok.kind != ",":
+            element.append(tok)
+            continue
+        if element:
+            seen = True
+            try:
+                if element[0].kind != "@":
+                    raise _Bad("not '@' domain")
+                _domain(s, element[1:])
+            except _Bad:
+                shown = s[element[0].start:element[-1].end]
+                problem = problem or f"bad route element {shown!r} (RFC 5322 4.4)"
+            element = []
+    if not seen:
+        problem = "empty route (RFC 5322 4.4)"
+    route = "".join(_text(s, t) for t in inner[:colon + 1])
+    return route, inner[colon + 1:], problem
+
+
+def _comment_text(s: str, toks: list[_Tok]) -> str:
+    """The readable text of the first comment (RFC 2047 5(2): encoded words allowed)."""
+    first = next(t for t in toks if t.kind == "comment")
+    return field_decode(_unquote(s, first).strip())
+
+
+def _local_text(local: str) -> str:
+    """A local part as a reader shows it: a quoted one without its quotes."""
+    if len(local) > 1 and local[0] == '"' and local[-1] == '"':
+        return _ESCAPE_RE.sub(r"\1", local[1:-1])
+    return local
+
+
+def _split_at(raw: str) -> tuple[str, str]:
+    local, at, domain = raw.rpartition("@")
+    return (local, domain) if at else (raw, "")
+
+
+def _mailbox(s: str, toks: list[_Tok], group: str, group_problem: str,
+             domains: dict[str, str]) -> Address:
+    """One list element (a mailbox) as an Address record (``domains``: the
+    domains seen so far, so that equal ones share one str)."""
     words = [t for t in toks if t.kind != "comment"]
-    phrase = route = ""
-    phrase_toks: list[_Tok] = []
-    raw = text[toks[0].start:toks[-1].end].strip() if toks else ""
-    try:
-        bad = next((t for t in words if t.kind == "bad"), None)
-        if bad:
-            raise _SyntaxError(f"illegal character {bad.text!r}")
-        kinds = [t.kind for t in words]
-        if "<" in kinds:
-            lt = kinds.index("<")
-            if ">" not in kinds[lt:]:
-                raise _SyntaxError("missing '>'")
-            gt = lt + kinds[lt:].index(">")
-            if gt != len(words) - 1:
-                raise _SyntaxError(f"unexpected {words[gt + 1].text!r} after '>'")
-            phrase_toks = [t for t in toks if t.end <= words[lt].start]
-            for t in words[:lt]:
-                if t.kind not in ("atom", "qstring", "."):
-                    raise _SyntaxError(f"unexpected {t.text!r} in display name")
-            if words[:lt]:
-                phrase = text[words[0].start:words[lt - 1].end]
-            inner = words[lt + 1:gt]
-            ikinds = [t.kind for t in inner]
-            if ":" in ikinds and ikinds and ikinds[0] == "@":
-                colon = ikinds.index(":")
-                route = "".join(t.text for t in inner[:colon + 1])
-                inner = inner[colon + 1:]
-            if not inner:
-                # "<>" is the null reverse-path (RFC 5321 section 4.5.5)
-                return Address("", phrase=phrase, comment=comment,
-                               friendly=_display(text, phrase_toks) if phrase else "",
-                               group=group, route=route, proper="<>")
-            local, domain = _parse_addr_spec(inner)
-        else:
-            local, domain = _parse_addr_spec(words)
-    except _SyntaxError as exc:
-        local_guess = "".join(t.text for t in words if t.kind in ("atom", "qstring", "."))
-        return Address(raw, phrase=phrase, comment=comment, friendly=raw, group=group,
-                       route=route, proper=raw, error=str(exc),
-                       local=local_guess if "@" not in raw else "")
-    address = f"{local}@{domain}"
-    if phrase:
-        friendly = _display(text, phrase_toks)
-    elif comments:
-        friendly = _comment_text(comments[0])
+    comments = [_text(s, t) for t in toks if t.kind == "comment"]
+    comment = " ".join(comments)
+    raw = s[toks[0].start:toks[-1].end]
+    problem = next((t.problem for t in toks if t.problem), "") or group_problem
+    if not problem and _SURROGATE_RE.search(s, toks[0].start, toks[-1].end):
+        problem = "not valid UTF-8 (RFC 6532 3.2)"
+    lt = next((k for k, t in enumerate(words) if t.kind == "<"), -1)
+    if lt < 0:
+        try:
+            local, domain = _addr_spec(s, words)
+        except _Bad as exc:
+            problem = problem or str(exc)
+            guess = "" if "@" in raw else "".join(
+                _text(s, t) for t in words if t.kind in ("atom", "qstring", "."))
+            return Address(raw, local=guess, comment=comment, friendly=raw, group=group,
+                           proper=raw, error=problem)
+        domain = domains.setdefault(domain, domain)
+        address = f"{local}@{domain}"
+        friendly = _comment_text(s, toks) if comments else _local_text(local)
+        if problem:
+            return Address(address, local, domain, "", comment, friendly, group, "", raw, problem)
+        return Address(address, local, domain, "", comment, friendly, group, "", address)
+
+    # name-addr: [display-name] "<" [route] addr-spec ">"
+    gt = next((k for k in range(lt + 1, len(words)) if words[k].kind == ">"), -1)
+    if gt < 0:
+        problem = problem or "missing '>'"
+        inner = words[lt + 1:]
     else:
-        friendly = _unquote(local) if local.startswith('"') else local
+        inner = words[lt + 1:gt]
+        if gt != len(words) - 1:
+            problem = problem or f"unexpected {_text(s, words[gt + 1])!r} after '>'"
+    phrase_words = words[:lt]
+    problem = problem or _phrase_problem(s, phrase_words)
+    phrase = s[phrase_words[0].start:phrase_words[-1].end] if phrase_words else ""
+    friendly = _display(s, [t for t in toks if t.end <= words[lt].start]) if phrase else ""
+    route, inner, route_problem = _route(s, inner)
+    problem = problem or route_problem
+    if not inner and not route:
+        # "<>" is the null reverse-path (RFC 5321 section 4.5.5)
+        proper = f"{phrase} <>" if phrase else "<>"
+        return Address("", phrase=phrase, comment=comment, friendly=friendly, group=group,
+                       proper=raw if problem else proper, error=problem or None)
+    try:
+        local, domain = _addr_spec(s, inner)
+        domain = domains.setdefault(domain, domain)
+        address = f"{local}@{domain}"
+    except _Bad as exc:
+        # salvage as a reader does: what is inside the brackets is the address
+        problem = problem or str(exc)
+        address = s[inner[0].start:inner[-1].end] if inner else ""
+        local, domain = _split_at(address)
+    if not friendly:
+        friendly = _comment_text(s, toks) if comments else _local_text(local)
+    if problem:
+        return Address(address, local, domain, phrase, comment, friendly, group, route, raw, problem)
     proper = f"{phrase} <{address}>" if phrase else address
     return Address(address, local, domain, phrase, comment, friendly, group, route, proper)
 
 
-def _split_top(toks: list[_Tok], sep: str) -> list[list[_Tok]]:
-    """Split tokens at ``sep`` where not inside angle brackets."""
-    items: list[list[_Tok]] = [[]]
-    depth = 0
-    for tok in toks:
-        if tok.kind == "<":
-            depth += 1
-        elif tok.kind == ">":
-            depth = max(0, depth - 1)
-        if tok.kind == sep and depth == 0:
-            items.append([])
-        else:
-            items[-1].append(tok)
-    return items
+def _unfold(text: str) -> str:
+    return _FOLD_RE.sub("", text) if "\n" in text else text
 
 
 def parseaddress(text: str) -> list[Address]:
@@ -258,72 +374,107 @@ def parseaddress(text: str) -> list[Address]:
 
     Groups (``Team: a@x, b@y;``) yield one record per member, each with
     ``group`` set; an empty group (``Undisclosed recipients:;``) yields one
-    record with ``address == ""``. Errors are reported per address in
-    ``error``; this function never raises for any string input.
+    record with ``address == ""``; a group missing its closing ``;`` is
+    accepted. Folding (CRLF followed by white space) is removed first
+    (RFC 5322 2.2.3). Errors are reported per address in ``error``; a
+    malformed mailbox is salvaged the way a reader shows it (in
+    ``Alert@Paxil <x@example.com>`` the address is ``x@example.com``, the
+    display name ``Alert@Paxil``). This function never raises for any
+    string input, and is linear in time and memory.
     """
     if not text or not text.strip():
         return []
-    try:
-        toks = _tokenize(text)
-    except _SyntaxError as exc:
-        return [Address(text.strip(), friendly=text.strip(), proper=text.strip(), error=str(exc))]
-    results: list[Address] = []
-    i = 0
-    n = len(toks)
-    while i < n:
-        # find this element's extent: a group (phrase ":" ... ";") or a mailbox up to ","
-        j = i
-        depth = 0
-        is_group = False
-        while j < n:
-            kind = toks[j].kind
-            if kind == "<":
-                depth += 1
-            elif kind == ">":
-                depth = max(0, depth - 1)
-            elif depth == 0 and kind == ",":
-                break
-            elif depth == 0 and kind == ":" and not any(t.kind in "<@" for t in toks[i:j]):
-                is_group = True
-                break
-            j += 1
-        if is_group:
-            name_toks = toks[i:j]
-            name = _display(text, name_toks)
-            k = j + 1
-            while k < n and toks[k].kind != ";":
-                k += 1
-            members = [m for m in _split_top(toks[j + 1:k], ",")
-                       if any(t.kind != "comment" for t in m)]
-            if not members:
-                results.append(Address("", group=name, friendly="", proper=""))
-            for member in members:
-                results.append(_mailbox(text, member, name))
-            i = k + 1
-            if k >= n:
-                # RFC 5322 section 3.4: a group ends with ";" -- accept, as readers do
-                pass
-            continue
-        element = toks[i:j]
-        if any(t.kind != "comment" for t in element):
-            results.append(_mailbox(text, element, ""))
-        i = j + 1
-    return results
+    return list(iter_addresses(text))
 
 
-_ATEXT_WORDS = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\x80-\U0010ffff]+(?: [A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\x80-\U0010ffff]+)*")
+_END = _Tok("end", 0, 0)
+
+
+def iter_addresses(text: str) -> Iterator[Address]:
+    """Yield the records :func:`parseaddress` returns, one at a time.
+
+    Only the tokens of the list element being read are held, so a caller
+    that keeps only, say, the addresses needs memory for those alone.
+    """
+    s = _unfold(text)
+    group: str | None = None  # the name, while inside a group
+    group_problem = ""
+    members = 0
+    element: list[_Tok] = []
+    depth = 0  # angle brackets open in this element
+    addr_seen = False  # a "<" or "@" in this element: a ":" is no group
+    domains: dict[str, str] = {}  # one str per distinct domain, shared by the records
+    for tok in chain(_lex(s), (_END,)):
+        kind = tok.kind
+        if depth == 0 or kind == "end":
+            if kind in (",", "end") or (kind == ";" and group is not None):
+                if any(t.kind != "comment" or t.problem for t in element):
+                    yield _mailbox(s, element, group or "", group_problem, domains)
+                    members += 1
+                element = []
+                depth = 0
+                addr_seen = False
+                # RFC 5322 3.4: a group ends with ";" -- accepted missing, as readers do
+                if group is not None and kind != ",":
+                    if not members:
+                        yield Address("", group=group, error=group_problem or None)
+                    group = None
+                    group_problem = ""
+                continue
+            if kind == ":" and group is None and not addr_seen \
+                    and any(t.kind != "comment" for t in element):
+                words = [t for t in element if t.kind != "comment"]
+                group_problem = next((t.problem for t in element if t.problem), "") \
+                    or _phrase_problem(s, words)
+                group = _display(s, element)
+                members = 0
+                element = []
+                continue
+        if kind == "<":
+            depth += 1
+            addr_seen = True
+        elif kind == ">":
+            depth = max(0, depth - 1)
+        elif kind == "@":
+            addr_seen = True
+        element.append(tok)
+
+
+_ATEXT_WORDS = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\x80-\U0010ffff]+"
+                          r"(?: [A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\x80-\U0010ffff]+)*")
 
 
 def formataddress(name: str, address: str) -> str:
     """Format one mailbox: ``name <address>``, quoting ``name`` as needed.
 
-    Non-ASCII names are kept as text; the header serialiser encodes them
-    (RFC 2047) when the message is built. Raises ValueError for CR, LF or
-    NUL in either argument (HeaderInjectionError).
+    ``address`` must be one addr-spec (``local@domain``, RFC 5322 3.4.1: a
+    dot-atom or quoted-string local part, a dot-atom domain or a domain
+    literal), written without comments or white space. Non-ASCII names are
+    kept as text; the header serialiser encodes them (RFC 2047) when the
+    message is built. The result parses back as exactly that one mailbox.
+
+    Raises HeaderInjectionError (a MimeError, a ValueError) for CR, LF or NUL
+    in either argument, MimeError for an address that is not a single
+    addr-spec or text that is not valid Unicode (lone surrogates).
     """
     for value in (name, address):
         if any(c in value for c in "\r\n\x00"):
             raise HeaderInjectionError("CR, LF and NUL are not allowed in an address")
+        if _SURROGATE_RE.search(value):
+            raise MimeError("an address or display name that is not valid Unicode (RFC 6532)")
+    toks = list(_lex(address))
+    problem = next((t.problem for t in toks if t.problem), "")
+    if not problem and any(t.kind == "comment" for t in toks):
+        problem = "a comment"
+    if not problem:
+        try:
+            local, domain = _addr_spec(address, toks)
+            if f"{local}@{domain}" != address:
+                problem = "white space"
+        except _Bad as exc:
+            problem = str(exc)
+    if problem:
+        raise MimeError(f"not a single addr-spec ({problem}): {address!r}")
     if not name:
         return address
     if not _ATEXT_WORDS.fullmatch(name) or "=?" in name:

@@ -10,10 +10,15 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import functools
 import re
 import urllib.parse
+from typing import TYPE_CHECKING
 
 from ._errors import MimeError
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 __all__ = [
     "Base64Encoder",
@@ -50,22 +55,87 @@ _MIME_NAMES = {
     "koi8-u": "KOI8-U",
     "utf-16": "UTF-16",
     "utf-7": "UTF-7",
+    "cp874": "WINDOWS-874",
+    "cp932": "Windows-31J",
+    "cp949": "KS_C_5601-1987",
+    "mac-roman": "macintosh",
+    "mimecompose-x-user-defined": "x-user-defined",
 }
 
+# Charset names mail uses that Python's codecs do not know (or know wrongly),
+# with the codec that reads them: the labels of the WHATWG Encoding Standard,
+# which is what mail readers decode with. ks_c_5601-1987 is Microsoft's code
+# page 949 (Python's alias, EUC-KR, cannot read its extra Hangul).
+_ALIASES = {
+    **dict.fromkeys(("unicode-1-1-utf-8", "unicode11utf8", "unicode20utf8", "x-unicode20utf8"), "utf-8"),
+    **dict.fromkeys(("csiso88596e", "csiso88596i", "iso-8859-6-e", "iso-8859-6-i", "iso88596"), "iso8859-6"),
+    **dict.fromkeys(("csiso88598e", "csiso88598i", "iso-8859-8-e", "iso-8859-8-i", "iso88598",
+                     "visual", "logical"), "iso8859-8"),
+    **{f"iso8859{n}": f"iso8859-{n}" for n in (1, 2, 3, 4, 5, 7, 9)},
+    **{f"iso88591{n}": f"iso8859-1{n}" for n in (0, 1, 3, 4, 5)},
+    "csisolatin9": "iso8859-15",
+    "sun_eu_greek": "iso8859-7",
+    **dict.fromkeys(("windows-874", "dos-874"), "cp874"),
+    **dict.fromkeys(("koi", "koi8"), "koi8-r"),
+    "koi8-ru": "koi8-u",
+    **dict.fromkeys(("mac", "csmacintosh", "x-mac-roman"), "mac-roman"),
+    "x-mac-ukrainian": "mac-cyrillic",
+    "x-mac-ce": "mac-latin2",
+    **dict.fromkeys(("csgb2312", "gb_2312", "gb_2312-80"), "gbk"),
+    **dict.fromkeys(("cn-big5", "x-x-big5"), "big5"),
+    "cseucpkdfmtjapanese": "euc_jp",
+    "windows-31j": "cp932",
+    **dict.fromkeys(("ks_c_5601-1987", "ks_c_5601-1989", "ks_c_5601", "ksc5601", "ksc_5601",
+                     "csksc56011987", "windows-949", "x-windows-949", "iso-ir-149"), "cp949"),
+    "cseuckr": "euc_kr",
+    "unicodefffe": "utf-16-be",
+    **dict.fromkeys(("csunicode", "iso-10646-ucs-2", "ucs-2", "unicode", "unicodefeff"), "utf-16-le"),
+    "x-user-defined": "mimecompose-x-user-defined",
+}
 
+# x-user-defined (WHATWG Encoding Standard section 14.5): ASCII, and octets
+# 0x80-0xFF as U+F780-U+F7FF. Registered under a private name only.
+_USER_DEFINED_TABLE = "".join(chr(b) if b < 0x80 else chr(0xF780 + b - 0x80) for b in range(256))
+_USER_DEFINED_ENCODING = codecs.charmap_build(_USER_DEFINED_TABLE)
+
+
+def _user_defined(name: str) -> codecs.CodecInfo | None:
+    if name != "mimecompose_x_user_defined":
+        return None
+
+    def encode(text: str, errors: str = "strict") -> tuple[bytes, int]:
+        return codecs.charmap_encode(text, errors, _USER_DEFINED_ENCODING)
+
+    def decode(data: Buffer, errors: str = "strict") -> tuple[str, int]:
+        return codecs.charmap_decode(data, errors, _USER_DEFINED_TABLE)
+
+    return codecs.CodecInfo(encode, decode, name="mimecompose-x-user-defined")
+
+
+codecs.register(_user_defined)
+
+
+@functools.lru_cache(maxsize=256)
 def python_codec(charset: str) -> str | None:
-    """Return the Python codec name for a MIME charset, or None if unknown."""
+    """Return the Python codec name for a MIME charset, or None if unknown.
+
+    Knows the aliases mail uses that Python lacks (``iso-8859-8-i``,
+    ``windows-874``, ``x-user-defined``, ``ks_c_5601-1987`` ...) and an ``x-``
+    prefix on a name Python knows (``x-sjis``).
+    """
     name = charset.strip().strip('"').lower()
-    if name in ("", "unknown-8bit", "x-unknown"):
+    if name in ("", "unknown-8bit", "x-unknown") or not name.isprintable() or len(name) > 64:
         return None
-    if name.startswith("x-") and name not in ("x-mac-roman",):
-        name = name[2:]
-    if not name.isprintable() or len(name) > 64:
-        return None
-    try:
-        return codecs.lookup(name).name
-    except (LookupError, ValueError):
-        return None
+    if name in _ALIASES:
+        return codecs.lookup(_ALIASES[name]).name
+    for candidate in (name, name[2:] if name.startswith("x-") else ""):
+        if not candidate:
+            continue
+        try:
+            return codecs.lookup(candidate).name
+        except (LookupError, ValueError):
+            continue
+    return None
 
 
 def mime_charset(charset: str) -> str:
@@ -138,6 +208,8 @@ def word_encode(charset: str, method: str, text: str, maxlength: int = 66) -> st
         text.encode(codec)
     except UnicodeEncodeError as exc:
         raise MimeError(f"text cannot be encoded in {charset}: {exc.reason}") from None
+    if not text:
+        return ""  # RFC 2047 section 2: encoded-text is one or more characters
     words = []
     for chunk in _split_chunks(text, codec, m, room):
         payload = _q_encode(chunk) if m == "Q" else base64.b64encode(chunk).decode("ascii")
@@ -193,17 +265,58 @@ def encode_words(text: str, maxlength: int = 75) -> str:
     return word_encode("utf-8", method, text, maxlength)
 
 
-_WORD_RE = re.compile(r"=\?([^?\s*]+)(\*[^?\s]*)?\?([QqBb])\?([^?\s]*)\?=")
+# RFC 2047 section 2 with RFC 2231 section 5: =?charset[*language]?Q|B?text?=;
+# a language is an RFC 1766 tag (letters, digits, "-"); no white space anywhere.
+_WORD_RE = re.compile(r"=\?([^?\s*]+)(\*[A-Za-z0-9-]*)?\?([QqBb])\?([^?\s]*)\?=")
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
+_RAW_RUN = re.compile(r"[^\x00-\x7f]+")
+_Q_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
+_Q_BAD_ESCAPE = re.compile(rb"=(?![0-9A-Fa-f]{2})")
 
 
-def _word_bytes(method: str, payload: str) -> bytes | None:
-    try:
-        raw = payload.encode("ascii")
-    except UnicodeEncodeError:
-        return None
-    if method in "Qq":
+def _q_bytes(raw: bytes) -> bytes:
+    """Decode Q (RFC 2047 section 4.2); an "=" that starts no escape stays as it is."""
+    if not _Q_BAD_ESCAPE.search(raw):
         return binascii.a2b_qp(raw, header=True)
-    raw = re.sub(rb"[^A-Za-z0-9+/]", b"", raw)
+    return _Q_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), raw.replace(b"_", b" "))
+
+
+def _raw_octets(run: str, codec: str) -> bytes:
+    """The octets behind raw 8-bit text found inside an encoded word.
+
+    A header read from bytes reaches us as str: octets that were not UTF-8
+    arrive as Latin-1 characters or as surrogate escapes. Readers take such
+    octets as the word's own charset, so each character becomes its octets in
+    that charset when it has them, else its single Latin-1 octet (or the
+    escaped octet), else its UTF-8 form.
+    """
+    out = []
+    for ch in run:
+        if "\udc80" <= ch <= "\udcff":
+            out.append(bytes([ord(ch) - 0xDC00]))
+            continue
+        try:
+            out.append(ch.encode(codec))
+        except UnicodeEncodeError:
+            out.append(bytes([ord(ch)]) if ord(ch) < 256 else ch.encode("utf-8", "surrogatepass"))
+    return b"".join(out)
+
+
+def _word_bytes(method: str, payload: str, codec: str) -> bytes | None:
+    """The octets an encoded word's payload stands for, or None when it has none."""
+    if method in "Qq":
+        if payload.isascii():
+            return _q_bytes(payload.encode("ascii"))
+        pieces = []
+        pos = 0
+        for m in _RAW_RUN.finditer(payload):
+            pieces.append(_q_bytes(payload[pos:m.start()].encode("ascii")))
+            pieces.append(_raw_octets(m.group(), codec))
+            pos = m.end()
+        pieces.append(_q_bytes(payload[pos:].encode("ascii")))
+        return b"".join(pieces)
+    # base64: characters outside the alphabet (raw 8-bit octets included) are dropped
+    raw = _NOT_BASE64.sub(b"", payload.encode("ascii", "ignore"))
     raw = raw[: len(raw) - len(raw) % 4] if len(raw) % 4 == 1 else raw
     try:
         return binascii.a2b_base64(raw + b"=" * (-len(raw) % 4))
@@ -216,7 +329,8 @@ def word_decode(word: str) -> tuple[str, str, str]:
 
     Returns ``(charset, method, text)`` where ``method`` is
     ``"quoted-printable"`` or ``"base64"`` and ``charset`` is the charset as
-    written, lower-cased (an RFC 2231 language suffix is dropped). Raises
+    written, lower-cased (an RFC 2231 language suffix is dropped). Raw 8-bit
+    octets inside the word are read in its charset, as readers do. Raises
     MimeError when ``word`` is not an encoded word or its charset is unknown.
     """
     m = _WORD_RE.fullmatch(word.strip())
@@ -224,7 +338,7 @@ def word_decode(word: str) -> tuple[str, str, str]:
         raise MimeError(f"not an encoded word: {word!r}")
     charset, _lang, method, payload = m.groups()
     codec = python_codec(charset)
-    data = _word_bytes(method, payload)
+    data = _word_bytes(method, payload, codec) if codec else None
     if codec is None or data is None:
         raise MimeError(f"cannot decode encoded word {word!r}")
     name = "quoted-printable" if method in "Qq" else "base64"
@@ -237,36 +351,41 @@ def field_decode(text: str) -> str:
     White space between two adjacent encoded words is dropped (RFC 2047
     section 6.2); consecutive words in the same charset are joined before
     decoding, so a character split across words by a careless encoder comes
-    back whole. Words that cannot be decoded are left as they are.
+    back whole. Words that cannot be decoded are left as they are. Linear in
+    the length of ``text``. Raises nothing.
     """
     if "=?" not in text:
         return text
     out: list[str] = []
-    pending: list = []  # [codec, bytes, original text] of the run being joined
+    run_codec: str | None = None   # the run of adjacent words being joined
+    run: list[bytes] = []
+
+    def flush() -> None:
+        if run:
+            out.append(b"".join(run).decode(run_codec or "utf-8", "replace"))
+            run.clear()
+
     pos = 0
     for m in _WORD_RE.finditer(text):
         gap = text[pos:m.start()]
         charset, _lang, method, payload = m.groups()
         codec = python_codec(charset)
-        data = _word_bytes(method, payload) if codec else None
-        if pending and gap.strip(" \t\r\n") == "" and data is not None:
-            if pending[0] == codec and codec not in ("utf-16", "utf-32"):  # each word has a BOM
-                pending[1] += data
-            else:
-                out.append(pending[1].decode(pending[0], "replace"))
-                pending = [codec, data]
-        else:
-            if pending:
-                out.append(pending[1].decode(pending[0], "replace"))
-                pending = []
+        data = _word_bytes(method, payload, codec) if codec else None
+        if data is None:
+            flush()
             out.append(gap)
-            if data is None:
-                out.append(m.group(0))
-            else:
-                pending = [codec, data]
+            out.append(m.group(0))
+        else:
+            adjacent = bool(run) and gap.strip(" \t\r\n") == ""
+            # each UTF-16/32 word carries its own byte order mark: never join them
+            if not (adjacent and codec == run_codec and codec not in ("utf-16", "utf-32")):
+                flush()
+                if not adjacent:
+                    out.append(gap)
+                run_codec = codec
+            run.append(data)
         pos = m.end()
-    if pending:
-        out.append(pending[1].decode(pending[0], "replace"))
+    flush()
     out.append(text[pos:])
     return "".join(out)
 
@@ -300,8 +419,8 @@ def encode_rfc2231(name: str, value: str, maxlength: int = 72, quote: bool = Fal
         if len(whole) <= maxlength:
             return [whole]
         step = max(8, maxlength - len(name) - 8)
-        pieces = [value[i:i + step] for i in range(0, len(value), step)]
-        return [f"{name}*{i}={quote_value(p)}" for i, p in enumerate(pieces)]
+        plain = [value[i:i + step] for i in range(0, len(value), step)]
+        return [f"{name}*{i}={quote_value(p)}" for i, p in enumerate(plain)]
     encoded = urllib.parse.quote(value, safe=_ATTR_SAFE, encoding="utf-8")
     whole = f"{name}*=utf-8''{encoded}"
     if len(whole) <= maxlength:
@@ -325,40 +444,105 @@ def encode_rfc2231(name: str, value: str, maxlength: int = 72, quote: bool = Fal
     return [first] + [f"{name}*{i}*={p}" for i, p in enumerate(pieces[1:], 1)]
 
 
-_SECTION_RE = re.compile(r"^([^*]+)\*(?:(\d+)\*?|)$")
+# RFC 2231 section 7: section := "*0" / ("*" [1-9] *DIGIT), so no leading
+# zeros (section 3: "neither leading zeroes nor gaps"). Nine digits at most:
+# a longer number is refused as invalid rather than converted.
+_SECTION_RE = re.compile(r"([^*]+)\*(?:(0|[1-9][0-9]{0,8})\*?)?")
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
-def decode_rfc2231(pairs: list[tuple[str, str, bool]]) -> dict[str, str]:
+def _percent_bytes(value: str, codec: str) -> bytes:
+    """Undo RFC 2231 %XX escapes; raw 8-bit text (invalid there) is kept as its octets."""
+    if value.isascii():
+        return urllib.parse.unquote_to_bytes(value)
+    pieces = []
+    pos = 0
+    for m in _RAW_RUN.finditer(value):
+        pieces.append(urllib.parse.unquote_to_bytes(value[pos:m.start()]))
+        pieces.append(_raw_octets(m.group(), codec))
+        pos = m.end()
+    pieces.append(urllib.parse.unquote_to_bytes(value[pos:]))
+    return b"".join(pieces)
+
+
+def _text_codec(charset: str | None) -> str:
+    """The codec for an RFC 2231 charset: UTF-8 when absent, unknown or ASCII
+    (8-bit octets under an ASCII label are nearly always UTF-8)."""
+    codec = python_codec(charset) if charset else None
+    return "utf-8" if codec in (None, "ascii") else codec
+
+
+def decode_rfc2231(pairs: list[tuple[str, str, bool]], problems: list[str] | None = None) -> dict[str, str]:
     """Join RFC 2231 continuations and decode charsets.
 
     ``pairs`` holds ``(name, value, was_quoted)`` in order as they appeared,
     names lower-cased. Returns the parameters by name. An RFC 2047 encoded
     word in a quoted value (common, though not standard) is decoded too.
+
+    Leniently, as readers do: the first of two same-named parameters wins;
+    an extended ``name*`` wins over a plain ``name``; sections are joined in
+    numeric order even when some are missing. What is not valid RFC 2231 is
+    described in ``problems`` (when given): a repeated parameter or section,
+    a gap, a section number with a leading zero or over nine digits (such a
+    parameter is dropped: it names no section), a missing ``charset'lang'``
+    prefix, a bad %-escape. Raises nothing. Linear in the number of pairs
+    (plus one sort per parameter whose sections come out of order).
     """
+    def note(problem: str) -> None:
+        if problems is not None and len(problems) < 20:   # a bounded account of a hostile header
+            problems.append(problem)
+
     params: dict[str, str] = {}
-    sections: dict[str, dict[int, tuple[str, bool]]] = {}
+    sections: dict[str, list[tuple[int, str, bool]]] = {}
     for name, value, quoted in pairs:
-        m = _SECTION_RE.match(name)
-        if not m:
-            if name not in params:
+        if "*" not in name:
+            if name in params:
+                note(f"parameter {name!r} given twice; the first is used")
+            else:
                 params[name] = field_decode(value) if quoted and "=?" in value else value
             continue
-        base, number = m.group(1), m.group(2)
-        extended = name.endswith("*")
-        sections.setdefault(base, {})[int(number) if number else 0] = (value, extended)
+        m = _SECTION_RE.fullmatch(name)
+        if not m:
+            note(f"parameter name {name[:40]!r} is not an RFC 2231 section; ignored")
+            continue
+        number = m.group(2)
+        sections.setdefault(m.group(1), []).append(
+            (int(number) if number else 0, value, name.endswith("*")))
     for base, parts in sections.items():
-        charset = None
-        chunks: list[bytes] = []
-        for index in sorted(parts):
-            value, extended = parts[index]
-            if extended:
-                if index == sorted(parts)[0] and value.count("'") >= 2:
-                    charset, _lang, value = value.split("'", 2)
-                chunks.append(urllib.parse.unquote_to_bytes(value))
+        if any(parts[i][0] > parts[i + 1][0] for i in range(len(parts) - 1)):
+            parts.sort(key=lambda section: section[0])   # stable: the first of a repeated number stays first
+        unique = [parts[0]]
+        for section in parts[1:]:
+            if section[0] == unique[-1][0]:
+                note(f"section {section[0]} of parameter {base!r} given twice; the first is used")
             else:
-                chunks.append(value.encode("utf-8", "surrogateescape"))
-        codec = python_codec(charset) if charset else "utf-8"
-        params[base] = b"".join(chunks).decode(codec or "utf-8", "replace")
+                unique.append(section)
+        if unique[-1][0] != len(unique) - 1:
+            note(f"sections of parameter {base!r} are not numbered 0, 1, 2 ...; joined in order")
+        charset = None
+        first_index, first_value, first_extended = unique[0]
+        if first_index == 0 and first_extended:
+            if first_value.count("'") >= 2:
+                charset, _lang, first_value = first_value.split("'", 2)
+                unique[0] = (0, first_value, True)
+            else:
+                note(f"parameter {base!r} lacks its charset'language' prefix")
+        codec = _text_codec(charset)
+        text: list[str] = []
+        run: list[bytes] = []   # consecutive extended sections: one octet string
+        for _index, value, extended in unique:
+            if extended:
+                if _BAD_PERCENT.search(value):
+                    note(f"parameter {base!r} has a bad %-escape; kept as written")
+                run.append(_percent_bytes(value, codec))
+                continue
+            if run:
+                text.append(b"".join(run).decode(codec, "replace"))
+                run = []
+            text.append(value)
+        if run:
+            text.append(b"".join(run).decode(codec, "replace"))
+        params[base] = "".join(text)
     return params
 
 
@@ -455,10 +639,11 @@ class QuotedPrintableEncoder:
             data = data[cut:]
         else:
             data = self._pending + data
-        while len(data) > self._SEGMENT:
-            out.append(self._encode_segment(data[:self._SEGMENT]))
-            data = data[self._SEGMENT:]
-        self._pending = data
+        pos = 0   # an offset, not re-slicing the rest: that made one long line quadratic
+        while len(data) - pos > self._SEGMENT:
+            out.append(self._encode_segment(data[pos:pos + self._SEGMENT]))
+            pos += self._SEGMENT
+        self._pending = data[pos:]
         return b"".join(out)
 
     def flush(self) -> bytes:
@@ -494,30 +679,86 @@ class QuotedPrintableEncoder:
         return encoded.replace(b"\n", b"\r\n")
 
 
-_TRAILING_WS = re.compile(rb"[ \t]+(?=\r?\n|\Z)")
+# Trailing white space on a quoted-printable line is padding, not data (RFC 2045
+# section 6.7 rule 3). The look-behind makes each run of blanks be tried once,
+# from its start: without it a long run not ending a line is rescanned from
+# every position in it (quadratic).
+_TRAILING_WS = re.compile(rb"(?<![ \t])[ \t]+(?=\r?\n|\Z)")
+_BASE64_OR_PAD = re.compile(rb"[^A-Za-z0-9+/=]")
+_UU_BEGIN = re.compile(rb"begin[ \t]+[0-7]{1,4}[ \t]")
+UU_ENCODINGS = frozenset({"x-uuencode", "uuencode", "x-uue", "uue"})
+
+
+def _base64_body(data: bytes) -> tuple[bytes, str | None]:
+    """Decode a base64 body; it ends at its padding (RFC 2045 section 6.8)."""
+    compact = _BASE64_OR_PAD.sub(b"", data)
+    problems = []
+    pad = compact.find(b"=")
+    if pad != -1:
+        after = len(compact) - pad - compact.count(b"=", pad)
+        if after:
+            # typically a footer a list server appended to an encoded body
+            problems.append(f"text after the base64 padding ignored ({after} base64 characters)")
+        compact = compact[:pad]
+    extra = len(compact) % 4
+    if extra == 1:
+        compact = compact[:-1]
+        problems.append("base64 body has a stray final character")
+    elif extra:
+        compact += b"=" * (4 - extra)
+        if pad == -1:
+            problems.append("base64 body lacks its padding")
+    return binascii.a2b_base64(compact), "; ".join(problems) or None
+
+
+def _uu_body(data: bytes) -> tuple[bytes, str | None]:
+    """Decode a uuencoded body: the lines between ``begin <mode> <name>`` and ``end``."""
+    lines = data.splitlines()
+    begin = next((i for i, line in enumerate(lines) if _UU_BEGIN.match(line)), None)
+    if begin is None:
+        return data, "uuencoded body has no 'begin' line; body left encoded"
+    out: list[bytes] = []
+    bad = 0
+    ended = False
+    for line in lines[begin + 1:]:
+        if line.rstrip() == b"end":
+            ended = True
+            break
+        if not line.strip():
+            continue
+        try:
+            out.append(binascii.a2b_uu(line))
+        except binascii.Error:
+            # some encoders add characters after the data: decode what the length octet announces
+            try:
+                out.append(binascii.a2b_uu(line[:((line[0] - 32) & 63) * 4 // 3 + 2]))
+            except binascii.Error:
+                bad += 1
+    problems = [f"{bad} malformed uuencoded line(s) skipped"] if bad else []
+    if not ended:
+        problems.append("uuencoded body has no 'end' line")
+    return b"".join(out), "; ".join(problems) or None
 
 
 def decode_body(data: bytes, encoding: str) -> tuple[bytes, str | None]:
     """Undo a Content-Transfer-Encoding leniently.
 
-    Returns ``(content, problem)``: ``problem`` is None, or says what was
-    wrong (bad base64 padding, an unknown encoding) while the best-effort
-    content is still returned.
+    ``encoding`` is ``base64``, ``quoted-printable``, ``7bit``, ``8bit``,
+    ``binary``, or one of the uuencode names readers accept (``x-uuencode``,
+    ``uuencode``, ``x-uue``, ``uue``). Returns ``(content, problem)``:
+    ``problem`` is None, or says what was wrong (bad base64 padding, text
+    after the padding, a malformed uuencoded line, an unknown encoding)
+    while the best-effort content is still returned. Raises nothing; linear
+    in ``len(data)``.
     """
+    if not isinstance(data, bytes):
+        data = bytes(data)
     if encoding == "base64":
-        compact = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
-        problem = None
-        extra = len(compact) % 4
-        if extra == 1:
-            compact = compact[:-1]
-            problem = "base64 body has a stray final character"
-        elif extra:
-            compact += b"=" * (4 - extra)
-            if not data.rstrip().endswith(b"="):
-                problem = "base64 body lacks its padding"
-        return binascii.a2b_base64(compact), problem
+        return _base64_body(data)
     if encoding == "quoted-printable":
         return binascii.a2b_qp(_TRAILING_WS.sub(b"", data)), None
+    if encoding in UU_ENCODINGS:
+        return _uu_body(data)
     if encoding in ("7bit", "8bit", "binary", ""):
         return data, None
     return data, f"unknown Content-Transfer-Encoding {encoding!r}; body left encoded"

@@ -17,12 +17,14 @@ import mimetypes
 import os
 from typing import Iterable, Mapping, Union
 
+from ._args import HeaderArg, header_fields, one_or_many
 from ._errors import MimeError
 from ._part import Part, initialize
 
 __all__ = ["compose"]
 
-Content = Union[str, os.PathLike, Part, tuple]
+Content = Union[str, "os.PathLike[str]", Part,
+                tuple[str, Union[str, bytes]], tuple[str, Union[str, bytes], str]]
 
 
 def _guess(filename: str) -> str:
@@ -51,25 +53,32 @@ def _file_part(item: Content, disposition: str, cid: str | None = None) -> Part:
 
 
 def compose(text: str | None = None, html: str | None = None, *,
-            attachments: Iterable[Content] = (), inline: Mapping[str, Content] | None = None,
-            header: Iterable[tuple[str, str]] = ()) -> Part:
+            attachments: Content | Iterable[Content] = (), inline: Mapping[str, Content] | None = None,
+            header: HeaderArg = ()) -> Part:
     """Build the usual message tree from its pieces.
 
     ``text`` and ``html`` are the bodies (both: multipart/alternative).
     ``inline`` maps Content-IDs to images the HTML shows as ``cid:<id>``
     (multipart/related). ``attachments`` are paths, Parts, or
-    ``(filename, bytes[, content_type])`` tuples (multipart/mixed); types
-    are guessed from file names. ``header`` goes on the top part.
+    ``(filename, bytes[, content_type])`` tuples (multipart/mixed); a
+    single path or Part may be given alone (``attachments="report.pdf"``
+    is one file). Types are guessed from file names. ``header`` (pairs or
+    a mapping) goes on the top part.
     Raises MimeError when there is no body at all or ``inline`` comes
-    without ``html``.
+    without ``html``; TypeError for arguments of the wrong shape (bytes
+    for ``attachments``: give ``(filename, data)``).
     """
-    header = list(header)
-    attachments = list(attachments)
+    header = header_fields(header)
+    if isinstance(attachments, tuple) and len(attachments) in (2, 3) \
+            and isinstance(attachments[1], (bytes, bytearray)):
+        attachments = [attachments]   # one (filename, data[, type]) given alone
+    attachments = one_or_many(attachments, "attachments=", single=(str, os.PathLike, Part),
+                              hint=": give content as a (filename, data) pair")
     if text is None and html is None and not attachments:
         raise MimeError("compose needs text=, html= or attachments=")
     if inline and html is None:
         raise MimeError("inline= images need html= that refers to them as cid:")
-    body = None
+    body: Part | None = None
     if html is not None:
         body = initialize("text/html", string=html)
         if inline:
@@ -82,6 +91,7 @@ def compose(text: str | None = None, html: str | None = None, *,
     if attachments:
         files = [_file_part(item, "attachment") for item in attachments]
         body = initialize("multipart/mixed", parts=([body] if body is not None else []) + files)
+    assert body is not None   # one of text, html, attachments was checked above
     for name, value in header:
         body.setheader(name, value, mode="append")
     return body

@@ -17,13 +17,14 @@ unchanged unless the caller replaces them.
 from __future__ import annotations
 
 import re
+from typing import Callable, NamedTuple
 
-from ._address import parseaddress
+from ._address import Address, parseaddress
 from ._codecs import encode_words, field_decode
 from ._errors import HeaderInjectionError, MimeError
 
-__all__ = ["ADDRESS_FIELDS", "Field", "Headers", "check_value", "format_field",
-           "parse_content_type", "parse_field_block"]
+__all__ = ["ADDRESS_FIELDS", "Field", "FieldBlock", "Headers", "check_value", "format_field",
+           "parse_content_type", "parse_field_block", "read_field_block"]
 
 # Fields whose value is an address list (RFC 5322 section 3.6.2, 3.6.3, 3.6.6).
 ADDRESS_FIELDS = frozenset({
@@ -59,6 +60,11 @@ def check_value(name: str, value: str) -> None:
         raise HeaderInjectionError(f"CR, LF or NUL in the value of header {name}: {value!r}")
 
 
+# unfolding (RFC 5322 section 2.2.3): a line break before white space, and
+# the one ending the field; CRLF, LF and a bare CR are line breaks alike
+_UNFOLD = re.compile(r"(?:\r\n?|\n)(?=[ \t])|(?:\r\n?|\n)\Z")
+
+
 class Field:
     """One header field. ``raw`` holds the bytes as read (None when set by
     the caller); ``value`` is the unfolded text."""
@@ -75,13 +81,14 @@ class Field:
     def value(self) -> str:
         if self._value is None:
             data = self.raw
+            assert data is not None   # a field has a value, raw bytes, or both
             colon = data.index(b":")
             body = data[colon + 1:]
             try:
                 text = body.decode("utf-8")
             except UnicodeDecodeError:
                 text = body.decode("latin-1")
-            self._value = re.sub(r"\r?\n(?=[ \t])|\r?\n$", "", text).strip(" \t\r\n")
+            self._value = _UNFOLD.sub("", text).strip(" \t\r\n")
         return self._value
 
     def tobytes(self) -> bytes:
@@ -112,14 +119,17 @@ class Headers:
         return any(f.lname == lname for f in self.fields)
 
     def add(self, name: str, value: str) -> None:
+        """Append a field. Raises what format_field raises: a value that
+        cannot be written safely is refused here, not when it is sent."""
         check_name(name)
-        check_value(name, value)
+        format_field(name, value)
         self.fields.append(Field(name, value))
 
     def set(self, name: str, value: str) -> None:
-        """Replace every field ``name`` by one, at the place of the first."""
+        """Replace every field ``name`` by one, at the place of the first.
+        Raises what add() raises."""
         check_name(name)
-        check_value(name, value)
+        format_field(name, value)
         lname = name.lower()
         new = Field(name, value)
         out = []
@@ -148,7 +158,15 @@ class Headers:
 # ------------------------------------------------------------ formatting
 
 _WORD_SPLIT = re.compile(r"([ \t]+)")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# What may not be written raw in a field: the C0 controls but TAB (CR and LF
+# among them), and DEL. Text that holds one -- also after RFC 2047 or RFC
+# 2231 decoding, which is where a value that passed check_value can get
+# one -- is written as encoded words, or refused (RFC 5322 section 2.2:
+# a field body is printable characters and WSP; CR LF only in folding).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# A display name or group name that needs no quoting: atoms separated by
+# single spaces (RFC 5322 section 3.2.3 atext, ASCII).
+_ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?: [A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*")
 
 
 def _needs_encoding(word: str) -> bool:
@@ -187,8 +205,15 @@ def _unstructured_pieces(value: str, wordlength: int = 75) -> list[str]:
 
 
 def _phrase(text: str) -> str:
-    """A display name for output: encoded words when not ASCII."""
-    return encode_words(text, 66) if _needs_encoding(text) else text
+    """A display name or group name from its decoded text, for output: RFC
+    2047 encoded words when not ASCII or holding a control character, a
+    quoted-string when it is not plain atoms (so that a decoded ``:``,
+    ``,`` or ``<`` cannot end the name and start an address), else as it is."""
+    if _needs_encoding(text):
+        return encode_words(text, 66)
+    if _ATOMS.fullmatch(text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _address_pieces(value: str) -> list[str] | None:
@@ -221,13 +246,16 @@ def _address_pieces(value: str) -> list[str] | None:
     return pieces
 
 
-def _mailbox_text(a) -> str:
+def _mailbox_text(a: Address) -> str:
+    """One mailbox for output. The display name and comment as written when
+    they are printable ASCII, else re-encoded from their decoded text."""
     if a.phrase:
-        display = a.phrase if a.phrase.isascii() else _phrase(a.friendly)
+        plain = a.phrase.isascii() and not _CONTROL.search(a.phrase)
+        display = a.phrase if plain else _phrase(a.friendly)
     else:
         display = ""
     comment = a.comment
-    if comment and not comment.isascii():
+    if comment and (not comment.isascii() or _CONTROL.search(comment)):
         comment = "(" + encode_words(field_decode(comment[1:-1])) + ")"
     if not a.address:
         text = f"{display} <>" if display else "<>"
@@ -247,13 +275,16 @@ def _param_pieces(value: str) -> list[str]:
 def format_field(name: str, value: str) -> bytes:
     """Write one field as bytes: encoded as needed, folded, ending in CRLF.
 
-    Raises HeaderInjectionError for CR, LF or NUL in the value.
+    Raises HeaderInjectionError for CR, LF or NUL in the value, and for a
+    value whose written form would still hold a control character (one
+    that cannot be encoded: in an address or a MIME parameter); MimeError
+    for text that cannot be written as UTF-8 (lone surrogates).
     """
     check_value(name, value)
     value = value.strip(" \t")
     if value.isascii() and len(name) + len(value) + 2 <= _MAX_LINE and "=?" not in value \
             and not _CONTROL.search(value):
-        return f"{name}: {value}\r\n".encode("ascii")
+        return _checked(name, [f"{name}: {value}"])
     pieces = None
     lname = name.lower()
     if lname in ADDRESS_FIELDS:
@@ -275,50 +306,261 @@ def format_field(name: str, value: str) -> bytes:
         else:
             line += piece
     lines.append(line)
-    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+    return _checked(name, lines)
+
+
+def _checked(name: str, lines: list[str]) -> bytes:
+    """The field's lines as bytes, after the check every written field gets.
+
+    The last step before the wire, after all decoding and re-encoding: the
+    only line breaks are the ones the folder puts between ``lines`` (CRLF
+    before white space, RFC 5322 section 2.2.3) and the final CRLF; no line
+    holds CR, LF, NUL or another control character; no continuation line is
+    empty or only white space (readers end the header there). Whatever path
+    a value took, a field written here can never become two.
+    """
+    for n, line in enumerate(lines):
+        bad = _CONTROL.search(line)
+        if bad is not None:
+            raise HeaderInjectionError(f"header {name}: control character {bad.group()!r} in the "
+                                       f"written field {line[:60]!r} (it cannot be encoded there)")
+        if n and (line[:1] not in (" ", "\t") or not line.strip(" \t")):
+            raise HeaderInjectionError(f"header {name}: folded line {line[:60]!r} would start a new field")
+    try:
+        return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MimeError(f"header {name}: {exc.reason} in the value") from None
 
 
 # ------------------------------------------------------------ parameters
 
-_PARAM_RE = re.compile(r'\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;]*)', re.S)
+# RFC 2045 section 5.1: token, quoted-string, and (RFC 822 3.4.3) comments.
+_PT_TOKEN = re.compile(r"[!#$%&'*+\-.0-9A-Za-z^_`{|}~]+")
+_PT_NAME = re.compile(r'[^\s=;"()]+')            # a parameter name, leniently
+_PT_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)("?)', re.S)
+_PT_PLAIN = re.compile(r"[^;(]*")                 # an unquoted value up to ";" or a comment
+_PT_BLANKS = re.compile(r"[ \t\r\n]*")
+_PT_PAREN = re.compile(r"\\.|[()]", re.S)
+_PT_PAIR = re.compile(r"\\(.)", re.S)
 
 
-def parse_content_type(value: str) -> tuple[str, list[tuple[str, str, bool]], bool]:
+def parse_content_type(value: str, problems: list[str] | None = None
+                       ) -> tuple[str, list[tuple[str, str, bool]], bool]:
     """Split ``type/subtype; a=b`` into the lower-cased main value, the raw
     parameters ``(name, value, was_quoted)``, and whether the main value
-    was well formed."""
-    main, _, rest = value.partition(";")
-    main = main.strip().lower()
-    ok = bool(re.fullmatch(r"[!#$%&'*+\-.0-9a-z^_`{|}~]+/[!#$%&'*+\-.0-9a-z^_`{|}~]+", main))
-    pairs = []
-    pos = 0
-    while pos < len(rest):
-        m = _PARAM_RE.match(rest, pos)
-        if not m:
-            nxt = rest.find(";", pos)
-            if nxt == -1:
-                break
-            pos = nxt + 1
-            continue
-        pname, pvalue = m.group(1).lower(), m.group(2)
-        quoted = pvalue.startswith('"')
-        if quoted:
-            pvalue = re.sub(r"\\(.)", r"\1", pvalue[1:-1] if pvalue.endswith('"') and len(pvalue) > 1
-                            else pvalue[1:], flags=re.S)
-        else:
-            pvalue = pvalue.strip()
-        pairs.append((pname, pvalue, quoted))
-        pos = m.end()
-        nxt = rest.find(";", pos)
-        if nxt == -1:
+    was well formed.
+
+    Comments (RFC 2045 section 5.1 allows them, nested as in RFC 822 3.4.3)
+    are removed wherever they stand between the parts, never kept in a value
+    nor hiding a parameter: ``text/plain; charset=us-ascii (Plain text)``
+    gives charset ``us-ascii``. Leniently, an unquoted value runs to the next
+    ``;`` (``name=file name.txt``), and text after a closing quote with no
+    ``;`` starts a new parameter. What breaks the RFC 2045 syntax (a
+    parameter without ``=``, a value that is neither a token nor a quoted
+    string, an unclosed quote or comment, an empty parameter) is described
+    in ``problems`` when given. Raises nothing; linear in ``len(value)``.
+    """
+    def note(problem: str) -> None:
+        if problems is not None and len(problems) < 20:   # a bounded account of a hostile header
+            problems.append(problem)
+
+    n = len(value)
+    closes: dict[int, int] = {}   # where the comment opening at each "(" ends
+    if "(" in value:
+        opened: list[int] = []
+        for paren in _PT_PAREN.finditer(value):
+            if paren.group() == "(":
+                opened.append(paren.start())
+            elif paren.group() == ")" and opened:
+                closes[opened.pop()] = paren.end()
+
+    def run_end(pattern: re.Pattern[str], pos: int) -> int:
+        """Where the (possibly empty) run of ``pattern`` from ``pos`` ends."""
+        m = pattern.match(value, pos)
+        return m.end() if m else pos
+
+    def cfws(pos: int) -> int:
+        """Skip white space and comments."""
+        while True:
+            pos = run_end(_PT_BLANKS, pos)
+            if pos >= n or value[pos] != "(":
+                return pos
+            if pos not in closes:
+                note("unclosed comment")
+                return pos
+            pos = closes[pos]
+
+    def next_parameter(pos: int) -> int:
+        nxt = value.find(";", pos)
+        return n if nxt == -1 else nxt + 1
+
+    # the main value: type "/" subtype, comments allowed around each part
+    main, ok = "", False
+    top = _PT_TOKEN.match(value, cfws(0))
+    if top:
+        slash = cfws(top.end())
+        sub = _PT_TOKEN.match(value, cfws(slash + 1)) if value.startswith("/", slash) else None
+        after = cfws(sub.end()) if sub else n
+        if sub and (after >= n or value[after] == ";"):
+            main, ok, pos = f"{top.group()}/{sub.group()}".lower(), True, after + 1
+    if not ok:
+        nxt = value.find(";")
+        main = (value if nxt == -1 else value[:nxt]).strip().lower()
+        pos = n if nxt == -1 else nxt + 1
+
+    pairs: list[tuple[str, str, bool]] = []
+    while True:
+        pos = cfws(pos)
+        if pos >= n:
             break
-        pos = nxt + 1
+        if value[pos] == ";":
+            note("empty parameter")
+            pos += 1
+            continue
+        name = _PT_NAME.match(value, pos)
+        if not name:
+            note(f"unexpected {value[pos]!r} where a parameter should start")
+            pos = next_parameter(pos + 1)
+            continue
+        pname = name.group().lower()
+        if not _PT_TOKEN.fullmatch(pname):
+            note(f"parameter name {pname[:40]!r} is not a token")
+        pos = cfws(name.end())
+        if pos >= n or value[pos] != "=":
+            note(f"parameter {pname[:40]!r} has no value")
+            pos = next_parameter(pos)
+            continue
+        pos = cfws(pos + 1)
+        if pos < n and value[pos] == '"':
+            q = _PT_QUOTED.match(value, pos)
+            if q is None:   # cannot happen: the pattern matches from any quote
+                break
+            if not q.group(2):
+                note(f"parameter {pname[:40]!r}: unclosed quoted string")
+            pairs.append((pname, _PT_PAIR.sub(r"\1", q.group(1)), True))
+            pos = cfws(q.end())
+            if pos < n and value[pos] == ";":
+                pos += 1
+            elif pos < n:
+                note(f"parameter {pname[:40]!r}: text after the quoted string")
+            continue
+        # an unquoted value, up to the ";"; a comment in it separates tokens
+        # (RFC 822 3.4.3), so it reads as a space; an unclosed "(" is kept
+        start = pos
+        bare: list[str] = []
+        while True:
+            end = run_end(_PT_PLAIN, pos)
+            bare.append(value[pos:end])
+            pos = end
+            if pos >= n or value[pos] != "(":
+                break
+            bare.append(" " if pos in closes else "(")
+            pos = closes.get(pos, pos + 1)
+        token = "".join(bare).strip(" \t\r\n")
+        if _PT_TOKEN.fullmatch(token):
+            pairs.append((pname, token, False))
+        else:
+            raw = value[start:pos].strip(" \t\r\n")
+            note(f"parameter {pname[:40]!r}: value is neither a token nor a quoted string")
+            pairs.append((pname, raw, False))
+        pos += 1   # the ";"
     return main, pairs, ok
 
 
 # ------------------------------------------------------------ parsing
 
 _FIELD_NAME_RE = re.compile(rb"([!-9;-~]+)[ \t]*:")
+_LINE_BREAK = re.compile(rb"[\r\n]")
+
+
+class FieldBlock(NamedTuple):
+    """A header block as :func:`read_field_block` found it."""
+
+    fields: list[Field]
+    end: int            # where the block ends: its empty line, a line that is no field, or the stop line
+    separator: int      # the length of the empty line at ``end`` (0: there is none)
+    problem: str | None  # why the block ended at a line that is not a field
+    stray: list[str]    # the stray lines skipped (and other oddities), described
+
+
+def read_field_block(data: bytes, start: int = 0, end: int | None = None,
+                     stop: Callable[[int], bool] | None = None) -> FieldBlock:
+    """Read the header fields at ``data[start:end]``.
+
+    A line ends at CRLF, LF or a bare CR (see mimecompose._parse). The block
+    ends at the first empty line (RFC 5322 section 2.2), at the first line
+    that is not a field (``problem`` says which; it starts the body, as in
+    the email package), or at a line starting with ``--`` for which
+    ``stop(offset)`` is true (a MIME delimiter).
+
+    Stray lines are skipped and reading goes on, as mail readers do: a line
+    that starts with white space before any field, and an mbox ``From ``
+    line among the fields (RFC 5322 section 3.6: a header is fields only).
+    A line of only white space inside a field is obsolete folding (RFC 5322
+    section 4.2) and stays in the field. Each is described in ``stray``.
+    Stray lines that no field follows are not skipped: when no field is
+    found at all, or only a non-field line or the end follows them, they
+    are the start of the body. Linear in the length of the block; raises
+    nothing.
+    """
+    if end is None:
+        end = len(data)
+    fields: list[Field] = []
+    stray: list[tuple[int, str]] = []
+    trailing: int | None = None      # where the stray lines after the last field line began
+    current: list[bytes] | None = None
+    name = ""
+    problem = None
+    separator = 0
+    pos = start
+    while pos < end:
+        m = _LINE_BREAK.search(data, pos, end)
+        if m is None:
+            eol = nxt = end
+        else:
+            eol = m.start()
+            nxt = eol + 2 if data[eol:eol + 2] == b"\r\n" else eol + 1
+        if eol == pos:
+            separator = nxt - pos
+            break
+        if stop is not None and data[pos:pos + 2] == b"--" and stop(pos):
+            break
+        line = data[pos:nxt]
+        first = line[:1]
+        if first in (b" ", b"\t"):
+            if current is not None:
+                current.append(line)
+                trailing = None
+                if not line.strip(b" \t\r\n"):
+                    stray.append((pos, f"a line of only white space in {name}: read as folding "
+                                       "(RFC 5322 section 4.2)"))
+            else:
+                stray.append((pos, f"line {line[:40]!r} before the first field: skipped"))
+                trailing = pos if trailing is None else trailing
+        else:
+            fm = _FIELD_NAME_RE.match(line)
+            if fm:
+                if current is not None:
+                    fields.append(Field(name, raw=b"".join(current)))
+                name = fm.group(1).decode("ascii")
+                current = [line]
+                trailing = None
+            elif line.startswith(b"From "):
+                stray.append((pos, f"mbox envelope line {line[:40]!r} in the header: skipped"))
+                trailing = pos if trailing is None else trailing
+            else:
+                problem = f"line {line[:40]!r} is not a header field"
+                break
+        pos = nxt
+    if current is not None:
+        fields.append(Field(name, raw=b"".join(current)))
+    if trailing is not None and (not fields or not separator):
+        # only a body line or the end follows: the stray lines begin the body
+        brk = _LINE_BREAK.search(data, trailing, end)
+        problem = f"line {data[trailing:brk.end() if brk else end][:40]!r} is not a header field"
+        kept = [note for at, note in stray if at < trailing]
+        return FieldBlock(fields, trailing, 0, problem, kept)
+    return FieldBlock(fields, pos, separator, problem, [note for _at, note in stray])
 
 
 def parse_field_block(data: bytes) -> tuple[list[Field], int, str | None]:
@@ -327,33 +569,7 @@ def parse_field_block(data: bytes) -> tuple[list[Field], int, str | None]:
     Returns ``(fields, consumed, problem)``: ``consumed`` is how many bytes
     belong to the header block (the blank separator line not included);
     ``problem`` names the first malformed line, where the header block was
-    taken to end (as the ``email`` package does).
+    taken to end (as the ``email`` package does). See read_field_block.
     """
-    fields: list[Field] = []
-    pos = 0
-    n = len(data)
-    current: list[bytes] | None = None
-    name = ""
-    problem = None
-    while pos < n:
-        eol = data.find(b"\n", pos)
-        end = n if eol == -1 else eol + 1
-        line = data[pos:end]
-        if line in (b"\r\n", b"\n"):
-            break
-        first = line[:1]
-        if first in (b" ", b"\t") and current is not None:
-            current.append(line)
-        else:
-            m = _FIELD_NAME_RE.match(line)
-            if not m:
-                problem = f"line {line[:40]!r} is not a header field"
-                break
-            if current is not None:
-                fields.append(Field(name, raw=b"".join(current)))
-            name = m.group(1).decode("ascii")
-            current = [line]
-        pos = end
-    if current is not None:
-        fields.append(Field(name, raw=b"".join(current)))
-    return fields, pos, problem
+    block = read_field_block(data)
+    return block.fields, block.end, block.problem

@@ -10,12 +10,13 @@ and are decoded by :meth:`Part.getbody`.
 
 from __future__ import annotations
 
-import mmap
 import os
 import re
 import secrets
+import stat
 from typing import IO, Iterable, Iterator
 
+from ._args import HeaderArg, header_fields
 from ._codecs import (decode_body, encode_rfc2231, encode_words, field_decode, mime_charset,
                       python_codec, quote_value)
 from ._errors import Defect, MimeError
@@ -32,6 +33,7 @@ _RESERVED = {
     "content-md5": "Content-MD5 is not supported (RFC 1864 is obsolete)",
 }
 _BLOCK = 65536
+_MESSAGES = ("message/rfc822", "message/global")   # containers of one message (RFC 2046 5.2.1, RFC 6532 3.7)
 _BARE_EOL = re.compile(rb"(?<!\r)\n|\r(?!\n)")
 
 
@@ -68,9 +70,8 @@ class _Source:
                         break
                     yield block
         else:
-            buf = self.buf.data()
             for i in range(self.start, self.end, blocksize * 16):
-                yield buf[i:min(i + blocksize * 16, self.end)]
+                yield self.buf.read(i, min(i + blocksize * 16, self.end))
 
     def read(self) -> bytes:
         if self.data is not None:
@@ -78,33 +79,100 @@ class _Source:
         if self.path is not None:
             with open(self.path, "rb") as fh:
                 return fh.read()
-        return self.buf.data()[self.start:self.end]
+        return self.buf.read(self.start, self.end)
+
+
+def _file_stamp(fh: IO[bytes]) -> tuple[int, int, int, int]:
+    st = os.fstat(fh.fileno())
+    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev
 
 
 class ParsedBuffer:
-    """The bytes a tree was parsed from (memory or a memory-mapped file),
-    shared by every part of that tree."""
+    """The bytes a tree was parsed from, shared by every part of that tree:
+    held in memory, or (for a parsed file) read from the file again when a
+    body is asked for.
 
-    __slots__ = ("_data", "_file", "crlf")
+    A file is never memory-mapped: a mapping of a file that another process
+    truncates kills the interpreter with SIGBUS on the next access. Instead
+    each read checks that the file is still the one that was parsed (size,
+    modification time, inode) and raises MimeError when it is not.
+    ``work`` counts the octets the parser examined (its linearity tests
+    read it).
+    """
 
-    def __init__(self, data, fileobj=None) -> None:
-        self._data = data
+    __slots__ = ("_data", "_file", "_stamp", "_closed", "crlf", "work")
+
+    def __init__(self, data: bytes, fileobj: IO[bytes] | None = None,
+                 stamp: tuple[int, int, int, int] | None = None) -> None:
+        self._data: bytes | None = data
         self._file = fileobj
+        self._stamp = stamp
+        self._closed = False
         # True when every line break is CRLF: raw slices can go out unchanged.
         self.crlf = _BARE_EOL.search(data) is None
+        self.work = len(data)
 
-    def data(self):
-        if self._data is None:
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> tuple["ParsedBuffer", bytes]:
+        """Open and read a message file: the buffer (holding the file) and
+        its bytes. Raises MimeError when it cannot be read or changes while
+        it is read."""
+        try:
+            fh = open(os.fspath(path), "rb")
+        except OSError as exc:
+            raise MimeError(f"cannot open {path!r}: {exc.strerror}") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                # a pipe or device cannot be read twice: keep what it gave
+                with fh:
+                    data = fh.read()
+                return cls(data), data
+            stamp = _file_stamp(fh)
+            data = fh.read()
+            if _file_stamp(fh) != stamp or len(data) != stamp[0]:
+                raise MimeError(f"{path!r} changed while it was read")
+        except OSError as exc:
+            fh.close()
+            raise MimeError(f"cannot read {path!r}: {exc.strerror}") from None
+        except BaseException:
+            fh.close()
+            raise
+        return cls(data, fh, stamp), data
+
+    def release(self) -> None:
+        """Drop the in-memory copy of a file's bytes: reads go to the file."""
+        if self._file is not None:
+            self._data = None
+
+    def read(self, start: int, end: int) -> bytes:
+        """The octets ``start:end`` of the parsed message. Raises MimeError
+        after close(), or when the parsed file changed since."""
+        if self._closed:
             raise MimeError("the part was finalized; its content is no longer available")
-        return self._data
+        if self._data is not None:
+            return self._data[start:end]
+        fh = self._file
+        assert fh is not None and self._stamp is not None
+        try:
+            if _file_stamp(fh) != self._stamp:
+                raise MimeError(f"the file {fh.name!r} changed since it was parsed")
+            if hasattr(os, "pread"):
+                data = os.pread(fh.fileno(), end - start, start)
+            else:
+                fh.seek(start)
+                data = fh.read(end - start)
+        except OSError as exc:
+            raise MimeError(f"cannot read {fh.name!r}: {exc.strerror}") from None
+        if len(data) != end - start:
+            raise MimeError(f"the file {fh.name!r} changed since it was parsed")
+        return data
 
     def close(self) -> None:
-        if isinstance(self._data, mmap.mmap):
-            self._data.close()
         if self._file is not None:
             self._file.close()
         self._data = None
         self._file = None
+        self._closed = True
 
 
 class Part:
@@ -139,7 +207,7 @@ class Part:
 
     def _is_leaf(self) -> bool:
         return self._source is not None or not (
-            self._content.startswith("multipart/") or self._content == "message/rfc822" and self._parts)
+            self._content.startswith("multipart/") or self._content in _MESSAGES and self._parts)
 
     def getheader(self, name: str | None = None, decode: bool = True):
         """Return every value of header ``name`` (RFC 2047 decoded), ``[]``
@@ -166,8 +234,9 @@ class Part:
             if name == "name":
                 # the legacy name= is for readers that know neither RFC 2231
                 # continuations nor charsets: one quoted string, never split,
-                # RFC 2047 encoded when not ASCII (as those readers expect)
-                legacy = pvalue if pvalue.isascii() else encode_words(pvalue, 66)
+                # RFC 2047 encoded when not printable ASCII (as those readers expect)
+                printable = pvalue.isascii() and all(" " <= c < "\x7f" for c in pvalue)
+                legacy = pvalue if printable else encode_words(pvalue, 66)
                 value += "; name=" + quote_value(legacy, True)
                 continue
             for seg in encode_rfc2231(name, pvalue, quote=name == "boundary"):
@@ -221,7 +290,7 @@ class Part:
         """
         self._check_alive()
         if self._source is None:
-            if self._content == "message/rfc822" and self._parts:
+            if self._content in _MESSAGES and self._parts:
                 return self._parts[0].buildmessage()
             raise MimeError(f"{self._content} has parts, not a body: use getproperty('parts')")
         data = self._source.read()
@@ -400,6 +469,10 @@ def _choose_encoding(part: Part) -> str:
     return "base64"
 
 
+# RFC 2046 section 5.1.1: bchars, 1 to 70 of them, not ending in a space
+_BOUNDARY_RE = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+
+
 def _new_boundary() -> str:
     # "=_" cannot occur in base64 or quoted-printable text (RFC 2045 section 6.7:
     # "=" is always followed by two hex digits or a line break), and 128 random
@@ -410,7 +483,7 @@ def _new_boundary() -> str:
 def initialize(canonical: str | None = None, *, string: str | bytes | None = None,
                file: str | os.PathLike | None = None, parts: Iterable[Part] | None = None,
                params: dict[str, str] | None = None, encoding: str | None = None,
-               header: Iterable[tuple[str, str]] = (), disposition: str | None = None,
+               header: HeaderArg = (), disposition: str | None = None,
                filename: str | None = None, strict: bool = False) -> Part:
     """Create a MIME part (tcllib ``mime::initialize``).
 
@@ -423,7 +496,8 @@ def initialize(canonical: str | None = None, *, string: str | bytes | None = Non
 
     ``params`` become Content-Type parameters (``charset`` defaults to UTF-8
     for text). ``encoding`` forces a Content-Transfer-Encoding, else the
-    best one is chosen. ``header`` is a list of ``(name, value)`` pairs.
+    best one is chosen. ``header`` is a list of ``(name, value)`` pairs
+    or a mapping (TypeError for anything else, a string included).
     ``disposition`` (``"attachment"``/``"inline"``) and ``filename`` write
     Content-Disposition (RFC 2231 for non-ASCII names) and the ``name``
     parameter of Content-Type (RFC 2047, for old readers).
@@ -434,6 +508,7 @@ def initialize(canonical: str | None = None, *, string: str | bytes | None = Non
     encoding or charset, text the charset cannot encode, content that the
     forced encoding cannot carry; HeaderInjectionError for CR/LF/NUL.
     """
+    header = header_fields(header)   # pairs or a mapping; TypeError for other shapes
     sources = [s for s in (string, file, parts) if s is not None]
     if len(sources) != 1:
         raise MimeError("specify exactly one of file=, parts= or string=")
@@ -478,6 +553,9 @@ def initialize(canonical: str | None = None, *, string: str | bytes | None = Non
             raise MimeError("message/rfc822 wraps exactly one message part")
         part._parts = children
         if content.startswith("multipart/"):
+            if "boundary" in params and not _BOUNDARY_RE.fullmatch(params["boundary"]):
+                raise MimeError(f"boundary {params['boundary']!r}: 1 to 70 of the characters RFC 2046 "
+                                "section 5.1.1 allows (letters, digits, '()+_,-./:=? and space, not last)")
             params.setdefault("boundary", _new_boundary())
     elif content.startswith("multipart/"):
         raise MimeError(f"{canonical} needs parts=")

@@ -25,16 +25,17 @@ def _clean(part: Part) -> bool:
 
 def _raw(part: Part, span: tuple[int, int]) -> Iterator[bytes]:
     buf = part._parsed
-    data = buf.data()
+    assert buf is not None
     start, end = span
     step = 1 << 20
     if buf.crlf:
         for i in range(start, end, step):
-            yield data[i:min(i + step, end)]
+            yield buf.read(i, min(i + step, end))
         return
+    # LF and bare CR become CRLF: the parser read both as line breaks
     normalizer = LineBreakNormalizer(_CRLF)
     for i in range(start, end, step):
-        yield normalizer.feed(data[i:min(i + step, end)])
+        yield normalizer.feed(buf.read(i, min(i + step, end)))
     yield normalizer.flush()
 
 
@@ -56,8 +57,12 @@ def _seven_bit(part: Part) -> str | None:
         return "7bit" if encoding in ("8bit", "binary") else None
     if encoding not in ("8bit", "binary"):
         return None
-    if part._encoded and part._source.read().isascii():
+    if encoding == "8bit" and part._encoded and part._source.read().isascii():
         return None   # labelled 8bit, but 7-bit clean: nothing to do
+    if encoding == "binary":
+        # even ASCII: a binary body's CR and LF octets are data that a 7-bit
+        # transfer (line breaks made CRLF) would rewrite (RFC 3030 section 3)
+        return "base64"
     return "quoted-printable" if part._content.startswith("text/") else "base64"
 
 
@@ -112,24 +117,40 @@ def _iter_body(part: Part, seven_bit: bool = False, recode: str | None = None) -
         else:
             yield from _encode_leaf(part)
         return
-    if part._content == "message/rfc822":
-        yield from iter_part(part._parts[0], root=True, seven_bit=seven_bit)
+    if part._content in ("message/rfc822", "message/global"):
+        inner = iter_part(part._parts[0], root=True, seven_bit=seven_bit)
+        encoding = part._encoding if part._parsed is not None else None
+        if encoding in ("base64", "quoted-printable"):
+            # read from a message that sent it encoded (see _parse): write it
+            # back with the encoding its header names
+            yield from _encode(inner, encoding, encoding == "quoted-printable")
+        else:
+            yield from inner
         return
-    boundary = part._params["boundary"].encode("ascii")
+    boundary = part._params["boundary"].encode("utf-8", "surrogateescape")
     delimiter = b"\r\n--" + boundary + b"\r\n"
     if part.preamble is None:
         yield b"--" + boundary + b"\r\n"
     else:
-        yield part.preamble + delimiter
+        yield _crlf(part, part.preamble) + delimiter
     for n, child in enumerate(part._parts):
         if n:
             yield delimiter
         yield from iter_part(child, root=False, seven_bit=seven_bit)
     yield b"\r\n--" + boundary + b"--"
     if part.epilogue is not None:
-        yield _CRLF + part.epilogue
+        yield _CRLF + _crlf(part, part.epilogue)
     else:
         yield _CRLF
+
+
+def _crlf(part: Part, text: bytes) -> bytes:
+    """A preamble or epilogue read from a message with LF or bare CR line
+    breaks, with CRLF ones (what the parser read as line breaks)."""
+    if part._parsed is None or part._parsed.crlf:
+        return text
+    normalizer = LineBreakNormalizer(_CRLF)
+    return normalizer.feed(text) + normalizer.flush()
 
 
 def _encode_leaf(part: Part) -> Iterator[bytes]:

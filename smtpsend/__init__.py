@@ -12,8 +12,13 @@
                                     username="ops", password="...")
 """
 
-from ._async import asendmessage
+import importlib as _importlib
+import logging as _logging
+
+from mimecompose import __version__
+
 from ._client import Client, connect, etrn, expand, help, verify
+from ._data import MessageChanged
 from ._envelope import Envelope, envelope, transmitted
 from ._errors import (AllServersFailed, Attempt, AuthenticationError, DataRefused,
                       DeliveryUncertain, MessageTooBig, NotSupported, RecipientsRefused, Rejected,
@@ -22,6 +27,12 @@ from ._errors import (AllServersFailed, Attempt, AuthenticationError, DataRefuse
 from ._reply import EnhancedStatus, Reply
 from ._send import sendmessage
 from ._session import Delivery, Event
+
+# The library convention (urllib3, httpx): smtpsend logs to the "smtpsend"
+# logger (INFO per message sent, WARNING for a backup server, a downgrade, a
+# refused recipient, DEBUG the redacted transcript) and stays silent until
+# the application configures logging.
+_logging.getLogger("smtpsend").addHandler(_logging.NullHandler())
 
 __all__ = [
     "AllServersFailed",
@@ -34,6 +45,7 @@ __all__ = [
     "EnhancedStatus",
     "Envelope",
     "Event",
+    "MessageChanged",
     "MessageTooBig",
     "NotSupported",
     "RecipientsRefused",
@@ -60,4 +72,19 @@ __all__ = [
     "verify",
 ]
 
-__version__ = "0.1.0"
+
+# asyncio costs tens of milliseconds to import: only the async API needs it,
+# so asendmessage is loaded on first use (PEP 562).
+_LAZY = {"asendmessage": "._async"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        value = getattr(_importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -18,6 +18,7 @@ from ._errors import SMTPError, Timeout, TLSError, TransportError
 from ._reply import Reply, ReplyBuffer
 from ._send import _plan, failover, sendmessage
 from ._session import Close, Connect, Deadline, Read, Resolve, Send, StartTLS, Steps, TLSInfo
+from ._sync import FirstBytes, connect_error, handshake_error
 
 __all__ = ["AsyncDriver", "apump", "asendmessage", "start_tls"]
 
@@ -31,6 +32,7 @@ class AsyncDriver:
         self._writer: Optional[asyncio.StreamWriter] = None
         self._host = ""
         self._replies = ReplyBuffer()
+        self._first = FirstBytes()
 
     async def perform(self, action: Any) -> Any:
         if isinstance(action, Resolve):
@@ -65,9 +67,10 @@ class AsyncDriver:
         except asyncio.TimeoutError:
             raise Timeout(f"connect to {address} port {port} timed out after {action.timeout} s") from None
         except OSError as exc:
-            raise TransportError(f"cannot connect to {address} port {port}: {exc.strerror or exc}") from exc
+            raise connect_error(exc, address, port) from exc
         self._host = action.host
         self._replies = ReplyBuffer()
+        self._first = FirstBytes()
 
     async def _send(self, action: Send) -> None:
         blocks = [action.data] if isinstance(action.data, (bytes, bytearray)) else action.data
@@ -84,13 +87,15 @@ class AsyncDriver:
         deadline = Deadline(timeout)
         while not self._replies.have(count):
             try:
-                data = await asyncio.wait_for(self._reader.read(65536), deadline.remaining())
+                left = deadline.remaining()   # first: a Timeout here leaves no coroutine unawaited
+                data = await asyncio.wait_for(self._reader.read(65536), left)
             except asyncio.TimeoutError:
                 raise deadline.expired() from None
             except (OSError, ssl.SSLError) as exc:
                 raise TransportError(f"connection lost: {exc}") from exc
             if not data:
                 raise TransportError(self._replies.closed_message())
+            self._first.check(data)
             self._replies.feed(data)
         return self._replies.take(count)
 
@@ -99,16 +104,15 @@ class AsyncDriver:
         # handshake -- our replies, and the old stream reader with whatever
         # it still holds: TLS gets a fresh reader.
         self._replies.reset()
+        self._first.done()
         context = self._context or ssl.create_default_context()
         try:
             self._reader, self._writer = await asyncio.wait_for(
                 start_tls(self._writer, context, server_hostname=self._host), timeout)
         except asyncio.TimeoutError:
             raise TLSError(f"TLS handshake timed out after {timeout} s") from None
-        except ssl.SSLCertVerificationError as exc:
-            raise TLSError(f"certificate verification failed: {exc.verify_message or exc}") from exc
         except (ssl.SSLError, OSError) as exc:
-            raise TLSError(f"TLS handshake failed: {exc}") from exc
+            raise handshake_error(exc) from exc
         ssl_object = self._writer.get_extra_info("ssl_object")
         version = ssl_object.version()
         binding = ssl_object.get_channel_binding("tls-unique") if version == "TLSv1.2" else None

@@ -14,15 +14,19 @@ connection the server closed between messages is opened again.
 from __future__ import annotations
 
 import ssl
-from typing import Iterable, Optional
+import time
+from typing import Any, Iterable, Optional
 
-from ._data import MessageData, data_blocks
-from ._envelope import Message, as_part, prepare
+from mimecompose._args import HeaderArg
+
+from ._data import MessageChanged, MessageData, data_blocks
+from ._envelope import HIDDEN, Message, as_part, prepare
 from ._errors import (AllServersFailed, Attempt, DeliveryUncertain, NotSupported, Rejected, SMTPError,
                       TransportError, UsageError)
 from ._extensions import Extensions
 from ._reply import Reply
-from ._send import _client_name, _mechanisms, _policy_arg, _tracer, parse_server, resolve
+from ._send import (_client_name, _credentials, _delivery, _implicit, _mechanisms, _policy_arg, _tracer,
+                    log_sent, message_id, parse_server, resolve)
 from ._session import Delivery, Send, Session, Timeouts
 from ._sync import SyncConnection, pump
 
@@ -30,17 +34,24 @@ __all__ = ["Client", "connect", "etrn", "expand", "help", "verify"]
 
 
 class Client:
-    """An open SMTP connection to one server. Use :func:`connect`."""
+    """An open SMTP connection to one server. Use :func:`connect`.
 
-    def __init__(self, host: str, port: int, *, client: str, usetls: bool, tlsimport: bool,
+    ``tlsimport=None``: implicit TLS on port 465, STARTTLS elsewhere. The
+    password and token are held as Secret: no repr, vars() or pickle of a
+    Client shows them (pickling one raises TypeError).
+    """
+
+    def __init__(self, host: str, port: int, *, client: str, usetls: bool, tlsimport: Optional[bool],
                  tlspolicy, ssl_context: Optional[ssl.SSLContext], username: Optional[str],
-                 password: Optional[str], token: Optional[str], timeouts: Timeouts, trace,
+                 password: Any, token: Any, timeouts: Timeouts, trace,
                  mechanisms: Optional[list[str]] = None, **hooks) -> None:
         self.host = host
         self.port = port
-        self._options = dict(client=client, usetls=usetls, implicit_tls=tlsimport, tlspolicy=tlspolicy,
-                             username=username, password=password, token=token, host=host,
-                             mechanisms=mechanisms, timeouts=timeouts, trace=trace, **hooks)
+        password, token = _credentials(username, password, token)
+        self._options = dict(client=client, usetls=usetls, implicit_tls=_implicit(tlsimport, usetls, port),
+                             tlspolicy=tlspolicy, username=username, password=password, token=token,
+                             host=host, port=port, mechanisms=mechanisms, timeouts=timeouts, trace=trace,
+                             **hooks)
         self._ssl_context = ssl_context
         self._timeouts = timeouts
         self._trace = trace
@@ -74,23 +85,27 @@ class Client:
         raise last
 
     def sendmessage(self, part: Message, originator: Optional[str] = None, recipients=None,
-                    header: Iterable[tuple[str, str]] = (), atleastone: bool = False,
-                    **esmtp) -> list[Rejected]:
+                    header: HeaderArg = (), atleastone: bool = False,
+                    delivery: Optional[Delivery] = None, **esmtp) -> list[Rejected]:
         """Send one message over this connection (as smtpsend.sendmessage,
         without failover; ``esmtp`` takes the Delivery options: ret, envid,
         notify, orcpt, require_dsn, deliverby, priority, requiretls,
-        mail_auth). A connection found closed before any of the message was
-        sent is opened again once."""
-        options = Delivery(atleastone=atleastone, **esmtp)
+        mail_auth, or all of them as one ``delivery=``). A connection found
+        closed before any of the message was sent is opened again once."""
+        options = _delivery(delivery, atleastone=atleastone, **esmtp)
         message = as_part(part)
         prepared = prepare(message, originator, recipients, header, client=self._options["client"])
         data = MessageData.from_part(message, prepared.add, prepared.omit)
+        started = time.monotonic()
         for retry in (True, False):
             if self._connection is None:
                 self.open()
             session = self.session
             try:
-                return pump(session.deliver(prepared.envelope, data, options), self._connection)
+                rejected = pump(session.deliver(prepared.envelope, data, options), self._connection)
+                log_sent(message_id(prepared, message), len(prepared.envelope.recipients), rejected,
+                         self.host, self.port, started, [])
+                return rejected
             except SMTPError as exc:
                 exc.server, exc.port, exc.stage = self.host, self.port, session.stage
                 stale = isinstance(exc, TransportError) and session.stage == "mail"
@@ -99,6 +114,9 @@ class Client:
                     raise
                 if self._options.get("trace_notes") and self._trace:
                     self._trace("* connection was closed by the server; opening it again")
+            except MessageChanged:
+                self._drop()   # the transaction is unfinished: closing makes the server discard it
+                raise
         raise AssertionError("unreachable")
 
     def sendmessages(self, parts: Iterable[Message], atleastone: bool = True, window: int = 16,
@@ -123,7 +141,7 @@ class Client:
             if isinstance(outcome, SMTPError):
                 outcome.server, outcome.port = self.host, self.port
                 outcome.stage = outcome.stage or "data"
-        if any(isinstance(o, (TransportError, DeliveryUncertain)) for o in outcomes):
+        if any(isinstance(o, (TransportError, DeliveryUncertain, MessageChanged)) for o in outcomes):
             self._drop()
         return outcomes
 
@@ -140,6 +158,9 @@ class Client:
             exc.server, exc.port, exc.stage = self.host, self.port, self.session.stage
             if isinstance(exc, TransportError):
                 self._drop()
+            raise
+        except MessageChanged:
+            self._drop()   # in the middle of the message data: only closing ends it
             raise
 
     def command(self, line: str) -> Reply:
@@ -168,9 +189,12 @@ class Client:
             session.tlspolicy = policy
 
     def login(self, username: str, password: Optional[str] = None, token: Optional[str] = None) -> None:
-        """AUTH with the strongest mechanism offered (see sendmessage)."""
+        """AUTH with the strongest mechanism offered (see sendmessage).
+        UsageError, before anything is sent, for credentials that cannot be
+        sent (the message never shows them)."""
+        secret_password, secret_token = _credentials(username, password, token)
         session = self.session
-        session.username, session._password, session._token = username, password, token
+        session.username, session._password, session._token = username, secret_password, secret_token
         self._run(session._authenticate())
 
     def mail(self, sender: str, params: Iterable[str] = ()) -> Reply:
@@ -183,7 +207,7 @@ class Client:
         """DATA and the message (dot-stuffed, CRLF); returns the final
         reply, or the refusal of DATA itself."""
         part = as_part(message)
-        data = MessageData.from_part(part)
+        data = MessageData.from_part(part, omit=HIDDEN)   # Bcc is never transmitted
 
         def dialogue():
             reply = yield from self.session._command("DATA", self._timeouts.data_start)
@@ -259,24 +283,26 @@ class Client:
 
 
 def connect(server: str = "localhost", port: Optional[int] = None, *, client: Optional[str] = None,
-            usetls: bool = True, tlsimport: bool = False, tlspolicy=None,
+            usetls: bool = True, tlsimport: Optional[bool] = None, tlspolicy=None,
             ssl_context: Optional[ssl.SSLContext] = None, username: Optional[str] = None,
             password: Optional[str] = None, token: Optional[str] = None, mechanisms=None,
             timeout: Optional[float] = None, maxsecs: float = 120, debug=False, events=None,
             monitor=None, monitor_headers: bool = False, progress=None) -> Client:
     """Open a connection to ``server`` (``host``, ``host:port`` or
     ``[v6]:port``) for several messages. The options mean what they mean
-    for sendmessage. Raises UsageError for bad options and the connection's
+    for sendmessage (``tlsimport=None``: implicit TLS on port 465, STARTTLS
+    elsewhere). Raises UsageError for bad options and the connection's
     SMTPError when it cannot be opened."""
     if tlsimport and not usetls:
         raise UsageError("tlsimport=True and usetls=False contradict each other")
     host, port = parse_server(server, port, 465 if tlsimport else 25)
+    trace, notes = _tracer(debug)
     client = Client(host, port, client=_client_name(client, [host]), usetls=usetls, tlsimport=tlsimport,
                     tlspolicy=_policy_arg(tlspolicy), ssl_context=ssl_context, username=username,
                     password=password, token=token, timeouts=Timeouts.make(timeout, maxsecs),
-                    trace=_tracer(debug), mechanisms=_mechanisms(mechanisms), events=events,
+                    trace=trace, mechanisms=_mechanisms(mechanisms), events=events,
                     monitor=monitor, monitor_headers=monitor_headers, progress=progress,
-                    trace_notes=debug is True)
+                    trace_notes=notes)
     return client.open()
 
 

@@ -10,14 +10,16 @@ Nothing leaves this machine.
 from __future__ import annotations
 
 import sys
+from typing import IO, Optional
 
 import mimecompose
 
 from ._send import sendmessage
-from .testing import CaptureServer
+from .testing import CaptureServer, printable
 
 
-def demo(out=None) -> int:
+def demo(out: Optional[IO[str]] = None) -> int:
+    """Run the demonstration, printing to ``out`` (stdout); returns 0."""
     out = out or sys.stdout
     part = mimecompose.compose(
         "Hello team,\n\nthe nightly build passed. The report is attached.\n",
@@ -34,9 +36,10 @@ def demo(out=None) -> int:
         print(f"\nsendmessage returned {rejected!r} (no recipient refused)\n", file=out)
         [received] = server.messages
         print("--- what the server received", file=out)
-        print(f"MAIL FROM: {received.envelope.originator}", file=out)
-        print(f"RCPT TO:   {', '.join(received.envelope.recipients)}", file=out)
-        print(received.data.decode("utf-8", "replace"), file=out)
+        # what a server received is printed escaped: control characters cannot reach the terminal
+        print(printable(f"MAIL FROM: {received.envelope.originator}"), file=out)
+        print(printable(f"RCPT TO:   {', '.join(received.envelope.recipients)}"), file=out)
+        print(printable(received.data.decode("utf-8", "replace").replace("\r\n", "\n")), file=out)
         parsed = received.part
         print("--- read back with mimecompose", file=out)
         print(f"Subject: {parsed.getheader('Subject')[0]}", file=out)

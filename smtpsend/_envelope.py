@@ -16,22 +16,25 @@ Rules (RFC 5321 section 3.3, RFC 5322 section 3.6.6):
 
 from __future__ import annotations
 
+import email.errors
 import email.message
 import functools
+import inspect
 import os
 import secrets
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Union
+from typing import Any, Iterable, Union
 
 import mimecompose
-from mimecompose import Part, formatdate, parseaddress
+from mimecompose import Part, formatdate, iter_addresses
+from mimecompose._args import HeaderArg, header_fields, one_or_many
 from mimecompose._headers import check_name, check_value
 
 from ._errors import UsageError
 
-__all__ = ["Envelope", "Prepared", "as_part", "envelope", "prepare", "transmitted"]
+__all__ = ["HIDDEN", "Envelope", "Prepared", "as_part", "envelope", "prepare", "transmitted"]
 
 _RESERVED = ("content-type", "content-transfer-encoding", "content-md5", "mime-version")
 _TRACE = ("received", "return-path")
@@ -44,7 +47,7 @@ class Envelope:
     and the forward-paths, in order, without duplicates."""
 
     originator: str
-    recipients: list = field(default_factory=list)
+    recipients: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -52,25 +55,56 @@ class Prepared:
     """An envelope plus the changes to the header of the transmitted copy."""
 
     envelope: Envelope
-    add: list
-    omit: frozenset
+    add: list[tuple[str, str]]
+    omit: frozenset[str]
 
 
 def as_part(message: Message) -> Part:
-    """Accept a Part, raw message bytes (or str) or an email.message.Message."""
+    """Accept a Part, raw message bytes (or str) or an email.message.Message
+    (any subclass: Django's, whose ``as_bytes()`` takes no policy, too).
+
+    Raises UsageError when an email.message.Message cannot be serialised
+    (CR/LF injected into a header, a charset it cannot encode) and for any
+    other type.
+    """
     if isinstance(message, Part):
         return message
     if isinstance(message, email.message.Message):
-        policy = message.policy.clone(linesep="\r\n")
-        try:
-            raw = message.as_bytes(policy=policy)
-        except (UnicodeEncodeError, LookupError) as exc:
-            raise UsageError(f"cannot serialise the email.message.Message: {exc}") from None
-        return mimecompose.initialize(string=raw)
+        return mimecompose.initialize(string=_email_bytes(message))
     if isinstance(message, (bytes, bytearray, str)):
-        return mimecompose.initialize(string=message)
+        return mimecompose.initialize(string=bytes(message) if isinstance(message, bytearray) else message)
     raise UsageError(f"cannot send a {type(message).__name__}: give a mimecompose Part, bytes, "
                      "or an email.message.Message")
+
+
+def _email_bytes(message: email.message.Message) -> bytes:
+    """Serialise an email.message.Message with CRLF line breaks, through
+    whatever ``as_bytes`` its class has: the standard one takes ``policy``,
+    Django's ``linesep`` only; a class with neither gets ``as_bytes()``.
+    The parser that reads the result accepts either line break."""
+    as_bytes: Any = message.as_bytes
+    try:
+        accepted = set(inspect.signature(as_bytes).parameters)
+    except (TypeError, ValueError):   # a builtin or otherwise opaque callable
+        accepted = set()
+    try:
+        if "policy" in accepted:
+            return bytes(as_bytes(policy=message.policy.clone(linesep="\r\n")))
+        if "linesep" in accepted:
+            return bytes(as_bytes(linesep="\r\n"))
+        return bytes(message)
+    except email.errors.HeaderParseError as exc:
+        # raised for a header value with CR/LF not followed by white space:
+        # the header injection class, refused as it is for Parts
+        raise UsageError(f"cannot send the email.message.Message: {exc}") from None
+    except (email.errors.MessageError, UnicodeError, LookupError, TypeError, ValueError) as exc:
+        raise UsageError(f"cannot serialise the email.message.Message: {exc}") from None
+
+
+# RFC 5322 section 3.6.3: the Bcc field exists so that its recipients are
+# not shown to the others; we never transmit it (nor Resent-Bcc), whichever
+# way it came in (the part, header=, a parsed message).
+HIDDEN = frozenset({"bcc", "resent-bcc"})
 
 
 def _fields(part: Part, header: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -101,7 +135,7 @@ def _resent_block(fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 def _addresses(text: str, what: str) -> list[str]:
     found = []
-    for addr in parseaddress(text):
+    for addr in iter_addresses(text):   # one record at a time: memory for the addresses kept only
         if addr.error:
             raise UsageError(f"malformed address in {what}: {addr.proper!r}: {addr.error}")
         if addr.address:
@@ -120,31 +154,11 @@ def _check_path(address: str, what: str) -> str:
     return address
 
 
-def envelope(part: Message, originator: str | None = None,
-             recipients: Union[str, Iterable[str], None] = None,
-             header: Iterable[tuple[str, str]] = ()) -> Envelope:
-    """Work out the SMTP envelope of a message (see the module docstring).
-
-    ``recipients`` is a list of addresses or a comma-separated string; each
-    entry may be ``Name <addr>`` or a group. Raises UsageError (a
-    ValueError) for a malformed address, more than one From mailbox without
-    Sender, no originator at all, or no recipients.
-    """
-    return prepare(part, originator, recipients, header, stamp=False).envelope
-
-
-def prepare(part: Message, originator: str | None = None,
-            recipients: Union[str, Iterable[str], None] = None,
-            header: Iterable[tuple[str, str]] = (), client: str | None = None,
-            stamp: bool = True) -> Prepared:
-    """The envelope plus the header changes for the transmitted copy.
-
-    With ``stamp`` (what sendmessage does) a fresh Message-ID and the Date
-    are added when missing.
-    """
-    part = as_part(part)
-    header = [(str(n), str(v)) for n, v in header]
-    for name, value in header:
+def _header_option(header: HeaderArg) -> list[tuple[str, str]]:
+    """header= checked: pairs of str (TypeError otherwise), valid names,
+    no CR/LF/NUL, none of the fields that follow from the content."""
+    fields = header_fields(header)
+    for name, value in fields:
         try:
             check_name(name)
             check_value(name, value)
@@ -152,26 +166,46 @@ def prepare(part: Message, originator: str | None = None,
             raise UsageError(str(exc)) from None
         if name.lower() in _RESERVED:
             raise UsageError(f"header= may not set {name}: it follows from the message content")
-    fields = _fields(part, header)
-    block = _resent_block(fields)
-    resent = bool(block)
-    source = block if resent else fields
-    prefix = "Resent-" if resent else ""
+    return fields
 
-    lowered = [(n.lower(), v) for n, v in source]
 
-    def values(name: str) -> list[str]:
-        lname = (prefix + name).lower()
-        return [v for n, v in lowered if n == lname]
+@dataclass(frozen=True)
+class _Header:
+    """The fields the envelope is read from: header= applied, and the
+    newest Resent- block when there is one (``prefix`` is then "Resent-")."""
 
+    fields: list[tuple[str, str]]
+    source: list[tuple[str, str]]
+    prefix: str
+
+    @classmethod
+    def of(cls, part: Part, header: list[tuple[str, str]]) -> "_Header":
+        fields = _fields(part, header)
+        block = _resent_block(fields)
+        return cls(fields, block or fields, "Resent-" if block else "")
+
+    def values(self, name: str) -> list[str]:
+        lname = (self.prefix + name).lower()
+        return [v for n, v in self.source if n.lower() == lname]
+
+    def has(self, name: str) -> bool:
+        return bool(self.values(name))
+
+
+def _envelope(head: _Header, originator: str | None,
+              recipients: Union[str, Iterable[str], None]) -> Envelope:
+    """The envelope from the fields and the options (see envelope())."""
+    prefix = head.prefix
     if originator is not None:
+        if not isinstance(originator, str):
+            raise TypeError(f"originator= is a str, not a {type(originator).__name__}")
         found = _addresses(originator, "originator") if originator.strip() else [""]
         if len(found) != 1:
             raise UsageError(f"originator must be one address, not {originator!r}")
         sender = found[0]
     else:
-        senders = [a for v in values("Sender") for a in _addresses(v, prefix + "Sender")]
-        froms = [a for v in values("From") for a in _addresses(v, prefix + "From")]
+        senders = [a for v in head.values("Sender") for a in _addresses(v, prefix + "Sender")]
+        froms = [a for v in head.values("From") for a in _addresses(v, prefix + "From")]
         if senders:
             sender = senders[0]
         elif len(froms) > 1:
@@ -183,11 +217,10 @@ def prepare(part: Message, originator: str | None = None,
     _check_path(sender, "originator")
 
     if recipients is not None:
-        if isinstance(recipients, str):
-            recipients = [recipients]
-        wanted = [a for r in recipients for a in _addresses(str(r), "recipients")]
+        wanted = [a for r in one_or_many(recipients, "recipients=")
+                  for a in _addresses(str(r), "recipients")]
     else:
-        wanted = [a for name in ("To", "Cc", "Bcc") for v in values(name)
+        wanted = [a for name in ("To", "Cc", "Bcc") for v in head.values(name)
                   for a in _addresses(v, prefix + name)]
     unique, seen = [], set()
     for addr in wanted:
@@ -199,37 +232,73 @@ def prepare(part: Message, originator: str | None = None,
             unique.append(addr)
     if not unique:
         raise UsageError("no recipients: give recipients= or To/Cc/Bcc headers")
+    return Envelope(sender, unique)
 
-    add = list(header)
-    have = {n.lower() for n, _ in (block if resent else fields)}
+
+def envelope(part: Message, originator: str | None = None,
+             recipients: Union[str, Iterable[str], None] = None,
+             header: HeaderArg = ()) -> Envelope:
+    """Work out the SMTP envelope of a message (see the module docstring).
+
+    A pure function of its arguments: it needs no From when ``originator``
+    is given (``""`` included); what a transmission needs besides is
+    checked by :func:`transmitted` and sendmessage. ``recipients`` is a
+    list of addresses or a comma-separated string; each entry may be
+    ``Name <addr>`` or a group; ``header`` pairs or a mapping. Raises
+    UsageError (a ValueError) for a malformed address, more than one From
+    mailbox without Sender, no originator at all, or no recipients;
+    TypeError for arguments of the wrong shape.
+    """
+    return _envelope(_Header.of(as_part(part), _header_option(header)), originator, recipients)
+
+
+def prepare(part: Message, originator: str | None = None,
+            recipients: Union[str, Iterable[str], None] = None,
+            header: HeaderArg = (), client: str | None = None,
+            stamp: bool = True) -> Prepared:
+    """The envelope plus the header changes for the transmitted copy.
+
+    With ``stamp`` (what sendmessage does) a fresh Message-ID and the Date
+    are added when missing. Raises what envelope() raises, and UsageError
+    for a message that has no From to send with the null originator
+    (RFC 5322 section 3.6: From is required, and ``<>`` cannot stand in).
+    """
+    part = as_part(part)
+    header = _header_option(header)
+    head = _Header.of(part, header)
+    found = _envelope(head, originator, recipients)
+    prefix = head.prefix
     stamps = []
-    if stamp and (prefix + "Date").lower() not in have:
+    if stamp and not head.has("Date"):
         stamps.append((prefix + "Date", formatdate()))
-    if (prefix + "From").lower() not in have:
-        if not sender:
+    if not head.has("From"):
+        if not found.originator:
             raise UsageError(f"a message with the null originator needs a {prefix}From header")
-        stamps.append((prefix + "From", f"<{sender}>"))
-    if stamp and (prefix + "Message-ID").lower() not in have:
+        stamps.append((prefix + "From", f"<{found.originator}>"))
+    if stamp and not head.has("Message-ID"):
         stamps.append((prefix + "Message-ID", _message_id(client)))
-    add = stamps + add
-    if stamp and part._parsed is not None and "mime-version" not in {n.lower() for n, _ in fields}:
+    add = stamps + [(n, v) for n, v in header if n.lower() not in HIDDEN]
+    if stamp and part._parsed is not None and "mime-version" not in {n.lower() for n, _ in head.fields}:
         if part.getheader("Content-Type"):
             add.append(("MIME-Version", "1.0"))
-    omit = {"bcc", "resent-bcc"} | {n.lower() for n, _ in header}
-    return Prepared(Envelope(sender, unique), add, frozenset(omit))
+    omit = HIDDEN | {n.lower() for n, _ in header}
+    return Prepared(found, add, frozenset(omit))
 
 
 def transmitted(part: Message, originator: str | None = None,
                 recipients: Union[str, Iterable[str], None] = None,
-                header: Iterable[tuple[str, str]] = (), client: str | None = None) -> tuple[Envelope, bytes]:
+                header: HeaderArg = (), client: str | None = None) -> tuple[Envelope, bytes]:
     """What sendmessage would send: the envelope and the message bytes
-    (CRLF, before dot-stuffing), with Date and Message-ID stamped, Bcc
-    removed and ``header=`` applied. The caller's part is not changed."""
-    from mimecompose._serialize import iter_part
+    (before dot-stuffing), with Date and Message-ID stamped, Bcc removed
+    and ``header=`` applied. Every line ends in CRLF -- the bytes are the
+    very ones the sender transmits -- except inside a part labelled
+    ``Content-Transfer-Encoding: binary``, whose octets are carried as they
+    are. The caller's part is not changed. Raises what prepare() raises."""
+    from ._data import MessageData
     message = as_part(part)
     prepared = prepare(message, originator, recipients, header, client=client)
-    data = b"".join(iter_part(message, root=True, add=prepared.add, omit=prepared.omit))
-    return prepared.envelope, data
+    data = MessageData.from_part(message, prepared.add, prepared.omit)
+    return prepared.envelope, b"".join(data.chunks())
 
 
 @functools.lru_cache(maxsize=1)

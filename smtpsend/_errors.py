@@ -29,6 +29,14 @@
 Failures of the message itself (SenderRefused, RecipientsRefused,
 DataRefused, MessageTooBig, DeliveryUncertain) are raised at once; the
 others are recorded as an :class:`Attempt` and the next server is tried.
+
+What to do next is decided here, in one place: :func:`hint` reads an
+error's class, its ``reason`` (a short tag the code that raised it gives:
+``"refused"``, ``"certificate"``, ``"implicit-tls"``, ``"not-implicit-tls"``,
+``"no-greeting"``) and its reply, and ``str()`` of an error -- and of
+AllServersFailed, for every attempt -- ends with one ``hint:`` line.
+No error message or attribute ever holds a password, a token, or the
+base64 of a SASL response.
 """
 
 from __future__ import annotations
@@ -64,6 +72,12 @@ class SMTPError(Exception):
     server: Optional[str] = None
     port: Optional[int] = None
     stage: Optional[str] = None
+    reason: Optional[str] = None   # a tag for hint(): "refused", "certificate", ...
+
+    def __init__(self, *args: object, reason: Optional[str] = None) -> None:
+        super().__init__(*args)
+        if reason is not None:
+            self.reason = reason
 
     @property
     def is_transient(self) -> bool:
@@ -79,10 +93,20 @@ class SMTPError(Exception):
         reply = getattr(self, "reply", None)
         return reply is not None and reply.code // 100 == 5
 
-    def __str__(self) -> str:
+    @property
+    def hint(self) -> Optional[str]:
+        """What to do next, in one sentence, or None (see :func:`hint`)."""
+        return hint(self)
+
+    def summary(self) -> str:
+        """The message and where it happened, without the hint."""
         text = super().__str__()
         where = f" ({self.server}:{self.port}, {self.stage})" if self.server and self.stage else ""
         return text + where
+
+    def __str__(self) -> str:
+        advice = self.hint
+        return self.summary() + (f"\nhint: {advice}" if advice else "")
 
 
 class ReplyError(SMTPError):
@@ -172,7 +196,7 @@ class AllServersFailed(SMTPError):
     per try, in order."""
 
     def __init__(self, attempts: list["Attempt"]) -> None:
-        lines = "; ".join(f"{a.server}:{a.port} at {a.stage}: {a.error}" for a in attempts)
+        lines = "; ".join(f"{a.server}:{a.port} at {a.stage}: {_summary(a.error)}" for a in attempts)
         super().__init__(f"no server accepted the message ({len(attempts)} tried): {lines}")
         self.attempts = attempts
 
@@ -204,3 +228,59 @@ class Attempt:
     port: int
     stage: str
     error: BaseException
+
+
+def _summary(error: BaseException) -> str:
+    return error.summary() if isinstance(error, SMTPError) else str(error)
+
+
+_PORTS = "587 is submission with STARTTLS, 465 submission with implicit TLS, 25 relay"
+
+
+def hint(error: BaseException) -> Optional[str]:
+    """What the caller can do about ``error``: one sentence, or None.
+
+    For AllServersFailed, the distinct hints of its attempts, in order.
+    """
+    if isinstance(error, AllServersFailed):
+        hints = list(dict.fromkeys(h for h in (hint(a.error) for a in error.attempts) if h))
+        return "; ".join(hints) or None
+    if not isinstance(error, SMTPError):
+        return None
+    reason = error.reason
+    where = f"{error.server} port {error.port}" if error.server else "the server"
+    if reason == "refused":
+        return f"nothing accepts connections on {where}: check the port ({_PORTS})"
+    if reason == "certificate":
+        return ("the server's certificate is not trusted here: if it comes from a private CA, pass "
+                "ssl_context=ssl.create_default_context(cafile=...) (on the command line: --cafile)")
+    if reason == "implicit-tls":
+        return "this port speaks TLS from the first byte (implicit TLS, RFC 8314): pass tlsimport=True"
+    if reason == "not-implicit-tls":
+        return ("this port speaks plain SMTP, not TLS from the first byte: pass tlsimport=False "
+                "(STARTTLS is then used when the server offers it)")
+    if reason == "no-greeting":
+        return ("the server sent no greeting: if this port speaks TLS from the first byte (like 465), "
+                "pass tlsimport=True")
+    if isinstance(error, AuthenticationError):
+        if any(_credentials_refused(r) for _, r in error.replies):
+            return ("the server refused the user name or password: check username= and password= "
+                    "(no other mechanism was tried with them)")
+        return None
+    if isinstance(error, TLSRequired):
+        return ("TLS could not be had: to go on without it pass tlspolicy='insecure' (credentials then "
+                "travel unencrypted), or use implicit TLS (port 465, tlsimport=True)")
+    reply = getattr(error, "reply", None)
+    if isinstance(error, ReplyError) and reply is not None and reply.code == 530:
+        if "TLS" in reply.text.upper():
+            return ("the server accepts mail only over TLS and this connection was not encrypted: keep "
+                    "usetls=True and pass tlspolicy='secure' to refuse plaintext, or use port 465 with "
+                    "tlsimport=True")
+        return "the server requires authentication first: pass username= and password= (or token=)"
+    return None
+
+
+def _credentials_refused(reply: "Reply") -> bool:
+    """535, or the enhanced status 5.7.8 (RFC 4954 section 6): the server
+    refused the credentials themselves, not the mechanism."""
+    return reply.code == 535 or str(reply.status) == "5.7.8"

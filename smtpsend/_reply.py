@@ -23,19 +23,44 @@ __all__ = ["EnhancedStatus", "Reply", "ReplyBuffer", "ReplyParser"]
 MAX_LINE = 4096
 MAX_LINES = 512
 
-_STATUS_RE = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
+_STATUS_RE = re.compile(r"([245])\.([0-9]{1,3})\.([0-9]{1,3})(?=\s|$)")
 
 
-@dataclass(frozen=True)
-class EnhancedStatus:
-    """An RFC 3463 status code: class (2, 4, 5), subject and detail."""
+class EnhancedStatus(str):
+    """An RFC 3463 status code: class (2, 4, 5), subject and detail.
 
-    klass: int
-    subject: int
-    detail: int
+    It is the text itself -- a str that compares equal to, hashes like and
+    prints as ``"5.7.1"``, as ``Rejected.status`` does -- with the three
+    numbers as ``klass``, ``subject`` and ``detail``.
+    """
 
-    def __str__(self) -> str:
-        return f"{self.klass}.{self.subject}.{self.detail}"
+    __slots__ = ()
+
+    def __new__(cls, klass: int, subject: int, detail: int) -> "EnhancedStatus":
+        numbers = (klass, subject, detail)
+        if not all(type(n) is int for n in numbers) or klass not in (2, 4, 5) or \
+                not (0 <= subject <= 999 and 0 <= detail <= 999):
+            # RFC 3463 section 2: class 2, 4 or 5; subject and detail 1 to 3 digits
+            raise ValueError(f"not an enhanced status code: {numbers!r}")
+        return super().__new__(cls, f"{klass}.{subject}.{detail}")
+
+    @property
+    def klass(self) -> int:
+        return int(self.split(".")[0])
+
+    @property
+    def subject(self) -> int:
+        return int(self.split(".")[1])
+
+    @property
+    def detail(self) -> int:
+        return int(self.split(".")[2])
+
+    def __repr__(self) -> str:
+        return f"EnhancedStatus({self.klass}, {self.subject}, {self.detail})"
+
+    def __getnewargs__(self) -> tuple[int, int, int]:   # type: ignore[override]
+        return (self.klass, self.subject, self.detail)
 
     @classmethod
     def parse(cls, text: str, code: int) -> Optional["EnhancedStatus"]:
@@ -97,7 +122,7 @@ class ReplyParser:
 
     def feed(self, data: bytes) -> list[Reply]:
         self._buffer += data
-        replies = []
+        replies: list[Reply] = []
         while True:
             eol = self._buffer.find(b"\n")
             if eol == -1:

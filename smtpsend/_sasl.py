@@ -7,7 +7,11 @@ exchange succeeded and checks that the server proved itself where the
 mechanism lets it (SCRAM, DIGEST-MD5). A server that sends nonsense makes
 them raise :class:`SASLFailure`; the caller then cancels the exchange.
 
-Secrets are held in the objects only; their ``repr`` never shows them.
+Secrets (password, token) are held as :class:`~smtpsend._secret.Secret`:
+no ``repr``, ``vars()`` or pickle of a mechanism shows them. Credentials
+that cannot be sent as given (a lone surrogate, NUL in a PLAIN field, ^A in
+an OAuth one) are refused with UsageError by :func:`check_credentials`,
+which smtpsend calls before it connects.
 """
 
 from __future__ import annotations
@@ -19,24 +23,81 @@ import re
 import secrets
 import stringprep
 import unicodedata
-from typing import Optional
+from typing import Any, Optional, Union
 
-__all__ = ["MECHANISMS", "Mechanism", "SASLFailure", "choose", "saslprep"]
+from ._errors import UsageError
+from ._secret import Secret, wrap
+
+__all__ = ["MECHANISMS", "Mechanism", "SASLFailure", "ServerNotProven", "check_credentials", "choose",
+           "saslprep"]
+
+Credential = Union[str, Secret, None]
 
 MAX_ROUNDS = 8          # challenges answered before we give up (lettre caps them too)
 MAX_ITERATIONS = 1_000_000   # SCRAM iteration counts above this are a denial of service
 
 
 class SASLFailure(Exception):
-    """The server's side of a SASL exchange is malformed or failed to prove itself."""
+    """The server's side of a SASL exchange is malformed or failed to prove
+    itself, or the credentials cannot be prepared for this mechanism. The
+    message never contains a secret or a character of one."""
+
+
+class ServerNotProven(SASLFailure):
+    """The server failed to prove that it knows the password (SCRAM's
+    server signature, DIGEST-MD5's rspauth): it may be an impostor, so no
+    other mechanism is tried with the same credentials."""
+
+
+def _text(value: Credential) -> Optional[str]:
+    return value.reveal() if isinstance(value, Secret) else value
+
+
+def check_credentials(username: Optional[str], password: Credential = None, token: Credential = None) -> None:
+    """Refuse credentials that cannot be sent as given, before anything is
+    sent: UsageError (a ValueError) naming the argument, never its value.
+
+    - not a str, or not encodable as UTF-8 (a lone surrogate, as
+      ``os.environ`` and ``sys.argv`` give for undecodable bytes);
+    - NUL in the user name or password: PLAIN separates its fields with NUL
+      (RFC 4616 section 2);
+    - ^A (U+0001) in the user name, or a token that is not printable ASCII:
+      XOAUTH2 and OAUTHBEARER separate their fields with ^A (RFC 7628
+      section 3.1; a bearer token is a b64token, RFC 6750 section 2.1).
+    """
+    for name, value in (("username", username), ("password", password), ("token", token)):
+        text = _text(value)
+        if text is None:
+            continue
+        if not isinstance(text, str):
+            raise UsageError(f"{name}= must be a str, not {type(text).__name__}")
+        encodable = True
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            encodable = False
+        if not encodable:
+            # raised outside the except clause: the UnicodeEncodeError holds
+            # the text and must not become this error's __context__
+            raise UsageError(f"{name}= is not valid text: it holds a lone surrogate (undecodable bytes, "
+                             "e.g. from os.environ or sys.argv); decode it with its real encoding first")
+        if name != "token" and "\0" in text:
+            raise UsageError(f"{name}= contains NUL, which SASL PLAIN uses as its separator (RFC 4616)")
+        if name == "username" and "\x01" in text:
+            raise UsageError("username= contains ^A (U+0001), which XOAUTH2 and OAUTHBEARER use as their "
+                             "separator (RFC 7628 section 3.1)")
+        if name == "token" and not all(32 <= ord(c) < 127 for c in text):
+            raise UsageError("token= must be printable ASCII (a bearer token, RFC 6750 section 2.1)")
 
 
 def saslprep(text: str) -> str:
     """Prepare a user name or password (RFC 4013, the SASLprep profile).
 
     Maps non-ASCII spaces to space and removes the characters mapped to
-    nothing, normalises with NFKC, and refuses prohibited and unassigned
-    characters and bad bidirectional text with SASLFailure.
+    nothing, normalises with NFKC, and refuses prohibited characters and
+    bad bidirectional text with SASLFailure -- whose message never names
+    the character (the text may be a password). Unassigned code points are
+    allowed: SCRAM prepares both strings as queries (RFC 5802 section 2.2).
     """
     if text.isascii() and all(32 <= ord(c) < 127 for c in text):
         return text
@@ -46,10 +107,10 @@ def saslprep(text: str) -> str:
     prohibited = (stringprep.in_table_c12, stringprep.in_table_c21, stringprep.in_table_c22,
                   stringprep.in_table_c3, stringprep.in_table_c4, stringprep.in_table_c5,
                   stringprep.in_table_c6, stringprep.in_table_c7, stringprep.in_table_c8,
-                  stringprep.in_table_c9, stringprep.in_table_a1)
+                  stringprep.in_table_c9)
     for c in mapped:
         if any(table(c) for table in prohibited):
-            raise SASLFailure(f"character U+{ord(c):04X} is not allowed in SASL strings")
+            raise SASLFailure("a character SASLprep prohibits (RFC 4013 section 2.3)")
     rtl = [stringprep.in_table_d1(c) for c in mapped]
     if any(rtl):
         if any(stringprep.in_table_d2(c) for c in mapped) or not (rtl[0] and rtl[-1]):
@@ -63,19 +124,32 @@ class Mechanism:
     name = ""
     needs_password = True
 
-    def __init__(self, username: str, password: Optional[str] = None, token: Optional[str] = None,
+    def __init__(self, username: str, password: Credential = None, token: Credential = None,
                  host: str = "localhost", channel_binding: Optional[bytes] = None) -> None:
+        """Raises UsageError for credentials that cannot be sent (see
+        :func:`check_credentials`) and, for SCRAM, SASLFailure when SASLprep
+        refuses them."""
+        check_credentials(username, password, token)
         self._username = username
-        self._password = password
-        self._token = token
+        self._password = wrap(password)
+        self._token = wrap(token)
         self._host = host
         self._cb = channel_binding
         self._round = 0
 
+    def _secret(self, which: str = "password") -> str:
+        value = self._password if which == "password" else self._token
+        if value is None:
+            raise UsageError(f"{self.name} needs a {which}")
+        return value.reveal()
+
     def start(self) -> Optional[bytes]:
+        """The initial response, or None when the server speaks first."""
         return None
 
     def respond(self, challenge: bytes) -> bytes:
+        """The answer to one server challenge; SASLFailure for nonsense or
+        after MAX_ROUNDS challenges."""
         self._round += 1
         if self._round > MAX_ROUNDS:
             raise SASLFailure(f"more than {MAX_ROUNDS} challenges")
@@ -97,7 +171,7 @@ class Plain(Mechanism):
     name = "PLAIN"
 
     def start(self) -> bytes:
-        return b"\0" + self._username.encode() + b"\0" + self._password.encode()
+        return b"\0" + self._username.encode() + b"\0" + self._secret().encode()
 
 
 class Login(Mechanism):
@@ -109,7 +183,7 @@ class Login(Mechanism):
         if self._round == 1:
             return self._username.encode()
         if self._round == 2:
-            return self._password.encode()
+            return self._secret().encode()
         raise SASLFailure("LOGIN asked for a third value")
 
 
@@ -121,8 +195,13 @@ class CramMD5(Mechanism):
     def _respond(self, challenge: bytes) -> bytes:
         if self._round > 1:
             raise SASLFailure("CRAM-MD5 has one challenge")
-        digest = hmac.new(self._password.encode(), challenge, hashlib.md5).hexdigest()
+        digest = hmac.new(self._secret().encode(), challenge, hashlib.md5).hexdigest()
         return self._username.encode() + b" " + digest.encode()
+
+
+def _quoted(value: str) -> str:
+    """A quoted-string's content (RFC 2831 section 7.2): backslash and quote escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 _DIGEST_RE = re.compile(r'\s*([\w-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,]*)\s*(?:,|$)')
@@ -148,7 +227,7 @@ class DigestMD5(Mechanism):
 
     name = "DIGEST-MD5"
 
-    def __init__(self, *args, cnonce: Optional[str] = None, service: str = "smtp", **kwargs) -> None:
+    def __init__(self, *args: Any, cnonce: Optional[str] = None, service: str = "smtp", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._cnonce = cnonce or secrets.token_urlsafe(16)
         self._service = service
@@ -156,7 +235,7 @@ class DigestMD5(Mechanism):
         self._verified = False
 
     def _hash_input(self, realm: str, utf8: bool) -> bytes:
-        text = f"{self._username}:{realm}:{self._password}"
+        text = f"{self._username}:{realm}:{self._secret()}"
         if utf8:
             # RFC 2831 section 2.1.2.1 says to hash ISO 8859-1 when every
             # character fits, but Dovecot (the server most submission services
@@ -168,7 +247,7 @@ class DigestMD5(Mechanism):
         fields = _digest_fields(challenge.decode("utf-8", "replace"))
         if self._round == 2 or "rspauth" in fields:
             if not hmac.compare_digest(fields.get("rspauth", ""), self._rspauth or "x"):
-                raise SASLFailure("DIGEST-MD5 server proof (rspauth) does not match")
+                raise ServerNotProven("DIGEST-MD5 server proof (rspauth) does not match")
             self._verified = True
             return b""
         if self._round > 1:
@@ -194,8 +273,8 @@ class DigestMD5(Mechanism):
         tail = f"{nonce}:{nc}:{self._cnonce}:auth:"
         response = hexh(f"{ha1}:{tail}{hexh(f'AUTHENTICATE:{uri}'.encode())}".encode())
         self._rspauth = hexh(f"{ha1}:{tail}{hexh(f':{uri}'.encode())}".encode())
-        user = self._username.replace("\\", "\\\\").replace('"', '\\"')
-        parts = [f'username="{user}"', f'realm="{realm}"', f'nonce="{nonce}"', f"nc={nc}",
+        user, realm_q, nonce_q = (_quoted(v) for v in (self._username, realm, nonce))
+        parts = [f'username="{user}"', f'realm="{realm_q}"', f'nonce="{nonce_q}"', f"nc={nc}",
                  f'cnonce="{self._cnonce}"', f'digest-uri="{uri}"', f"response={response}", "qop=auth"]
         if utf8:
             parts.insert(0, "charset=utf-8")
@@ -203,7 +282,10 @@ class DigestMD5(Mechanism):
 
     def finish(self) -> None:
         if not self._verified:
-            raise SASLFailure("the server did not prove that it knows the password (no rspauth)")
+            raise ServerNotProven("the server did not prove that it knows the password (no rspauth)")
+
+
+_ITERATIONS = re.compile(r"[1-9][0-9]{0,8}")   # 1 .. 999,999,999: enough to compare with MAX_ITERATIONS
 
 
 class Scram(Mechanism):
@@ -213,7 +295,9 @@ class Scram(Mechanism):
     hash_name = "sha1"
     plus = False
 
-    def __init__(self, *args, cnonce: Optional[str] = None, **kwargs) -> None:
+    def __init__(self, *args: Any, cnonce: Optional[str] = None, **kwargs: Any) -> None:
+        """SASLFailure when SASLprep refuses the user name or the password
+        (the message names neither)."""
         super().__init__(*args, **kwargs)
         self._cnonce = cnonce or secrets.token_urlsafe(24)
         self._server_signature: Optional[bytes] = None
@@ -224,7 +308,13 @@ class Scram(Mechanism):
             self._gs2 = "y,,"  # we could bind, but the server offered no -PLUS (RFC 5802 section 6)
         else:
             self._gs2 = "n,,"
-        name = saslprep(self._username).replace("=", "=3D").replace(",", "=2C")
+        try:
+            name = saslprep(self._username).replace("=", "=3D").replace(",", "=2C")
+            # RFC 5802 section 2.2: Hi(Normalize(password), ...)
+            self._prepared = Secret(saslprep(self._secret()))
+        except SASLFailure:
+            raise SASLFailure(f"{self.name} cannot use this user name or password: SASLprep "
+                              "(RFC 4013) refuses it") from None
         self._first_bare = f"n={name},r={self._cnonce}"
 
     def start(self) -> bytes:
@@ -243,13 +333,13 @@ class Scram(Mechanism):
             except ValueError:
                 raise SASLFailure("malformed SCRAM server signature") from None
             if not hmac.compare_digest(proof, self._server_signature or b""):
-                raise SASLFailure("SCRAM server signature does not match: not the real server")
+                raise ServerNotProven("SCRAM server signature does not match: not the real server")
             self._verified = True
             return b""
         raise SASLFailure("unexpected SCRAM challenge")
 
     def _client_final(self, server_first: str) -> bytes:
-        fields = {}
+        fields: dict[str, str] = {}
         for item in server_first.split(","):
             if len(item) < 2 or item[1] != "=":
                 raise SASLFailure("malformed SCRAM server-first-message")
@@ -259,18 +349,19 @@ class Scram(Mechanism):
         nonce, salt, iterations = fields.get("r", ""), fields.get("s"), fields.get("i", "")
         if not nonce.startswith(self._cnonce) or len(nonce) <= len(self._cnonce):
             raise SASLFailure("SCRAM server nonce does not extend ours")
-        if salt is None or not iterations.isdigit() or not 0 < int(iterations) <= MAX_ITERATIONS:
+        # ASCII digits only: str.isdigit() accepts "²", which int() refuses
+        if salt is None or not _ITERATIONS.fullmatch(iterations) or int(iterations) > MAX_ITERATIONS:
             raise SASLFailure("SCRAM salt or iteration count missing or out of range")
         try:
             salt_bytes = base64.b64decode(salt, validate=True)
         except ValueError:
             raise SASLFailure("malformed SCRAM salt") from None
         digest = getattr(hashlib, self.hash_name)
-        salted = hashlib.pbkdf2_hmac(self.hash_name, saslprep(self._password).encode("utf-8"),
+        salted = hashlib.pbkdf2_hmac(self.hash_name, self._prepared.reveal().encode("utf-8"),
                                      salt_bytes, int(iterations))
         client_key = hmac.new(salted, b"Client Key", digest).digest()
         stored_key = digest(client_key).digest()
-        cbind = self._gs2.encode() + (self._cb if self.plus else b"")
+        cbind = self._gs2.encode() + ((self._cb or b"") if self.plus else b"")
         without_proof = f"c={base64.b64encode(cbind).decode()},r={nonce}"
         auth_message = f"{self._first_bare},{server_first},{without_proof}".encode("utf-8")
         signature = hmac.new(stored_key, auth_message, digest).digest()
@@ -281,7 +372,7 @@ class Scram(Mechanism):
 
     def finish(self) -> None:
         if not self._verified:
-            raise SASLFailure("the server did not send its SCRAM signature")
+            raise ServerNotProven("the server did not send its SCRAM signature")
 
 
 class ScramSHA1(Scram):
@@ -310,7 +401,7 @@ class XOAuth2(Mechanism):
     needs_password = False
 
     def start(self) -> bytes:
-        return f"user={self._username}\x01auth=Bearer {self._token}\x01\x01".encode()
+        return f"user={self._username}\x01auth=Bearer {self._secret('token')}\x01\x01".encode()
 
     def _respond(self, challenge: bytes) -> bytes:
         return b""  # the challenge is a JSON error; an empty reply ends the exchange
@@ -324,7 +415,7 @@ class OAuthBearer(Mechanism):
 
     def start(self) -> bytes:
         user = self._username.replace("=", "=3D").replace(",", "=2C")
-        return f"n,a={user},\x01auth=Bearer {self._token}\x01\x01".encode()
+        return f"n,a={user},\x01auth=Bearer {self._secret('token')}\x01\x01".encode()
 
     def _respond(self, challenge: bytes) -> bytes:
         return b"\x01"  # RFC 7628 section 3.2.3: acknowledge the error
@@ -338,12 +429,16 @@ MECHANISMS: tuple[type[Mechanism], ...] = (
 )
 
 
-def choose(offered: list[str], username: str, password: Optional[str], token: Optional[str],
-           host: str, channel_binding: Optional[bytes]) -> list[Mechanism]:
+def choose(offered: list[str], username: str, password: Credential, token: Credential,
+           host: str, channel_binding: Optional[bytes],
+           skipped: Optional[list[tuple[str, str]]] = None) -> list[Mechanism]:
     """The mechanisms to try, in order: offered by the server, usable with
-    the credentials given (-PLUS only with channel binding data)."""
+    the credentials given (-PLUS only with channel binding data; SCRAM only
+    with credentials SASLprep accepts). A mechanism left out for the
+    credentials is added to ``skipped`` as ``(name, why)``. UsageError for
+    credentials that cannot be sent at all."""
     offered_set = {m.upper() for m in offered}
-    chosen = []
+    chosen: list[Mechanism] = []
     for cls in MECHANISMS:
         if cls.name not in offered_set:
             continue
@@ -353,5 +448,9 @@ def choose(offered: list[str], username: str, password: Optional[str], token: Op
             continue
         if getattr(cls, "plus", False) and channel_binding is None:
             continue
-        chosen.append(cls(username, password, token, host, channel_binding))
+        try:
+            chosen.append(cls(username, password, token, host, channel_binding))
+        except SASLFailure as exc:
+            if skipped is not None:
+                skipped.append((cls.name, str(exc)))
     return chosen

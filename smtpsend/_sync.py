@@ -11,11 +11,61 @@ import socket
 import ssl
 from typing import Any, Generator, Optional
 
-from ._errors import SMTPError, Timeout, TLSError, TransportError
+from ._errors import RemoteProtocolError, SMTPError, Timeout, TLSError, TransportError
 from ._reply import Reply, ReplyBuffer
 from ._session import Close, Connect, Deadline, Read, Resolve, Send, StartTLS, Steps, TLSInfo
 
-__all__ = ["SyncConnection", "SyncDriver", "pump"]
+__all__ = ["FirstBytes", "SyncConnection", "SyncDriver", "connect_error", "handshake_error", "pump"]
+
+# What OpenSSL says when the peer's first bytes are not a TLS record: a
+# server that speaks plaintext where TLS was expected.
+_PLAINTEXT_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
+                                "UNKNOWN_PROTOCOL", "HTTP_REQUEST", "UNEXPECTED_RECORD"})
+
+
+class FirstBytes:
+    """Watches the first two bytes a plaintext connection receives. An SMTP
+    reply starts with a digit; a TLS record with its content type (20-23)
+    and major version 3 (RFC 8446 section 5.1). When the server sends TLS
+    to a client that waits for a greeting, ``check`` raises at once --
+    rather than waiting for a line end that never comes."""
+
+    def __init__(self) -> None:
+        self._head: Optional[bytes] = b""
+
+    def done(self) -> None:
+        """Stop watching (after TLS starts: what follows is decrypted)."""
+        self._head = None
+
+    def check(self, data: bytes) -> None:
+        """RemoteProtocolError (reason "implicit-tls") when the stream starts like TLS."""
+        if self._head is None:
+            return
+        self._head += data[:2]
+        if len(self._head) < 2:
+            return
+        head, self._head = self._head, None
+        if 20 <= head[0] <= 23 and head[1] == 3:
+            raise RemoteProtocolError("the server answered with TLS, not an SMTP greeting: this port speaks "
+                                      "TLS from the first byte", reason="implicit-tls")
+
+
+def connect_error(exc: OSError, address: str, port: int) -> TransportError:
+    """The TransportError for a failed connect (reason "refused" when nothing listens)."""
+    reason = "refused" if isinstance(exc, ConnectionRefusedError) else None
+    return TransportError(f"cannot connect to {address} port {port}: {exc.strerror or exc}", reason=reason)
+
+
+def handshake_error(exc: BaseException) -> TLSError:
+    """The TLSError for a failed handshake: reason "certificate" for a
+    certificate the client does not trust, "plaintext" when the server
+    answered in plaintext."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return TLSError(f"certificate verification failed: {exc.verify_message or exc}", reason="certificate")
+    if isinstance(exc, ssl.SSLError) and (exc.reason in _PLAINTEXT_REASONS or "wrong version number" in str(exc)):
+        return TLSError(f"TLS handshake failed: the server answered in plaintext, not TLS ({exc.reason})",
+                        reason="plaintext")
+    return TLSError(f"TLS handshake failed: {exc}")
 
 
 class SyncConnection:
@@ -27,6 +77,7 @@ class SyncConnection:
         self._hostname = server_hostname
         self._context = ssl_context
         self._replies = ReplyBuffer()
+        self._first = FirstBytes()
 
     @classmethod
     def open(cls, sockaddr: tuple, family: int, timeout: float, server_hostname: str,
@@ -42,8 +93,7 @@ class SyncConnection:
             raise Timeout(f"connect to {sockaddr[0]} port {sockaddr[1]} timed out after {timeout} s") from None
         except OSError as exc:
             sock.close()
-            raise TransportError(f"cannot connect to {sockaddr[0]} port {sockaddr[1]}: "
-                                 f"{exc.strerror or exc}") from exc
+            raise connect_error(exc, sockaddr[0], sockaddr[1]) from exc
         return cls(sock, server_hostname, ssl_context)
 
     def perform(self, action: Any) -> Any:
@@ -82,6 +132,7 @@ class SyncConnection:
                 raise TransportError(f"connection lost: {exc.strerror or exc}") from exc
             if not data:
                 raise TransportError(self._replies.closed_message())
+            self._first.check(data)
             self._replies.feed(data)
         return self._replies.take(count)
 
@@ -89,16 +140,15 @@ class SyncConnection:
         # RFC 3207 section 4.2: anything received before the handshake is
         # discarded -- it could be an attacker's injected replies.
         self._replies.reset()
+        self._first.done()
         context = self._context or ssl.create_default_context()
         try:
             self._sock.settimeout(timeout)
             self._sock = context.wrap_socket(self._sock, server_hostname=self._hostname)
         except socket.timeout:
             raise TLSError(f"TLS handshake timed out after {timeout} s") from None
-        except ssl.SSLCertVerificationError as exc:
-            raise TLSError(f"certificate verification failed: {exc.verify_message or exc}") from exc
         except (ssl.SSLError, OSError) as exc:
-            raise TLSError(f"TLS handshake failed: {exc}") from exc
+            raise handshake_error(exc) from exc
         binding = None
         if self._sock.version() == "TLSv1.2":
             # tls-unique is defined for TLS 1.2 only (RFC 5929; RFC 8446 section C.5)

@@ -18,6 +18,12 @@ mailbox from a script.
 Errors: ``ErrResponse`` for ``-ERR`` (``.text``, ``.command``); the
 transport errors of smtpsend (TransportError, Timeout, TLSError,
 RemoteProtocolError, TLSRequired); UsageError for bad input.
+
+Bounds: every response must arrive completely within ``timeout`` seconds
+of its command (one deadline per response, not per line); a line may be
+at most ``max_line`` octets; a response read into memory may hold at most
+``max_octets`` octets of memory. A read that fails part-way closes the
+connection, since what follows could not be told from the next response.
 """
 
 from __future__ import annotations
@@ -25,11 +31,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import io
 import netrc
 import os
 import socket
 import ssl
-from typing import IO, Callable, Optional, Union
+from types import TracebackType
+from typing import IO, Callable, Literal, Optional, TypeVar, Union, overload
 
 import mimecompose
 
@@ -41,9 +49,13 @@ from ._session import Deadline
 
 __all__ = ["AuthenticationFailed", "ErrResponse", "POP3", "POP3Error", "connect"]
 
-MAX_LINE = 65536      # a line longer than this is a protocol error (RFC 1939 says 512 for responses)
-MAX_OCTETS = 256 << 20   # a multi-line response held in memory may not grow past this
+MAX_LINE = 65536         # octets per response line, line break included (RFC 1939 allows 512 for status lines)
+MAX_OCTETS = 256 << 20   # memory a response read into memory may take
+ENTRY_COST = 128         # memory charged per LIST/UIDL/CAPA entry (dict slot, key, value) against max_octets
 CRLF = b"\r\n"
+
+Policy = Union[None, str, Callable[[int, str], str]]
+T = TypeVar("T")
 
 
 class POP3Error(SMTPError):
@@ -62,9 +74,25 @@ class ErrResponse(POP3Error):
 class AuthenticationFailed(POP3Error):
     """Every login method tried failed; ``errors`` lists (method, error)."""
 
-    def __init__(self, errors: list) -> None:
+    def __init__(self, errors: list[tuple[str, Exception]]) -> None:
         super().__init__("login failed: " + "; ".join(f"{m}: {e}" for m, e in errors))
         self.errors = errors
+
+
+def _check_field(name: str, value: str) -> None:
+    """Raise UsageError naming ``name`` -- never showing the value, which
+    may be a password -- when ``value`` cannot go into a command line: CR,
+    LF or NUL (command injection), or text that is not valid Unicode (a
+    lone surrogate from os.environ or argv)."""
+    if any(c in value for c in "\r\n\0"):
+        raise UsageError(f"the {name} contains CR, LF or NUL")
+    try:
+        value.encode("utf-8")
+        valid = True
+    except UnicodeEncodeError:
+        valid = False
+    if not valid:   # raised here, outside the handler: no __context__ holding the value
+        raise UsageError(f"the {name} is not valid Unicode text (it holds a lone surrogate)")
 
 
 class POP3:
@@ -82,7 +110,9 @@ class POP3:
         self._cleartext_allowed = False
         self.greeting = ""
         self.timestamp: Optional[str] = None
+        self.max_line = MAX_LINE
         self.max_octets = MAX_OCTETS
+        self._deadline = Deadline(timeout, "no greeting")
 
     # ------------------------------------------------------------ wire
 
@@ -91,36 +121,63 @@ class POP3:
             with open(self._logfile, "a", encoding="utf-8") as fh:
                 fh.write(line + "\n")
 
+    def _broken(self, exc: SMTPError) -> SMTPError:
+        """Close the connection after a read that cannot be finished (the
+        rest of that response would be taken for the next one); return exc."""
+        self.close()
+        return exc
+
     def _readline(self) -> bytes:
-        deadline = Deadline(self.timeout, "no response")
+        """The next line of the current response, its line break included.
+        Raises Timeout when the response's deadline (set when its command
+        was sent) passes, RemoteProtocolError for a line over ``max_line``
+        octets, TransportError when the connection ends; each closes the
+        connection."""
+        scanned = 0
         while True:
-            eol = self._buffer.find(b"\n")
+            eol = self._buffer.find(b"\n", scanned)
             if eol != -1:
+                if eol + 1 > self.max_line:
+                    raise self._broken(RemoteProtocolError(f"line longer than {self.max_line} octets"))
                 line = bytes(self._buffer[:eol + 1])
                 del self._buffer[:eol + 1]
                 return line
-            if len(self._buffer) > MAX_LINE:
-                raise RemoteProtocolError(f"line longer than {MAX_LINE} octets")
+            if len(self._buffer) >= self.max_line:   # no line break yet: the line can only be longer
+                raise self._broken(RemoteProtocolError(f"line longer than {self.max_line} octets"))
+            scanned = len(self._buffer)
             try:
-                self._sock.settimeout(deadline.remaining())
+                self._sock.settimeout(self._deadline.remaining())
                 data = self._sock.recv(65536)
-            except socket.timeout:
-                raise deadline.expired() from None
+            except (socket.timeout, Timeout):
+                raise self._broken(self._deadline.expired()) from None
             except OSError as exc:
-                raise TransportError(f"connection lost: {exc}") from exc
+                raise self._broken(TransportError(f"connection lost: {exc}")) from exc
             if not data:
-                raise TransportError("connection closed by the server")
+                raise self._broken(TransportError("connection closed by the server"))
             self._buffer += data
 
-    def _send(self, line: str, shown: Optional[str] = None) -> None:
+    def _send(self, line: str, shown: Optional[str] = None, timeout: Optional[float] = None) -> None:
+        """Send one command line and start the deadline for its response
+        (``timeout``, default the connection's). ``shown`` replaces the
+        line in the log and in errors (it hides a secret)."""
+        verb = (shown or line).split(" ", 1)[0]
         if any(c in line for c in "\r\n\0"):
-            raise UsageError(f"CR, LF or NUL in a POP3 command: {line!r}")
+            raise UsageError(f"CR, LF or NUL in a POP3 {verb} command")
+        data: Optional[bytes]
+        try:
+            data = line.encode("utf-8") + CRLF
+        except UnicodeEncodeError:
+            data = None
+        if data is None:   # raised outside the handler: no __context__ holding the line
+            raise UsageError(f"a POP3 {verb} command that is not valid Unicode text")
         self._log("C: " + (shown if shown is not None else line))
         try:
             self._sock.settimeout(self.timeout)
-            self._sock.sendall(line.encode("utf-8") + CRLF)
+            self._sock.sendall(data)
         except OSError as exc:
             raise TransportError(f"connection lost while sending: {exc}") from exc
+        seconds = self.timeout if timeout is None else timeout
+        self._deadline = Deadline(seconds, "no complete response")
 
     def _status(self, command: str) -> str:
         """Read one status line: the text after +OK, or raise ErrResponse."""
@@ -132,32 +189,59 @@ class POP3:
             raise ErrResponse(line[4:].strip(), command)
         if line.startswith("+ ") or line == "+":
             return "\0" + line[2:]   # a SASL continuation (RFC 5034)
-        raise RemoteProtocolError(f"malformed POP3 response {line[:80]!r}")
+        raise self._broken(RemoteProtocolError(f"malformed POP3 response {line[:80]!r}"))
 
-    def _command(self, line: str, shown: Optional[str] = None) -> str:
-        self._send(line, shown)
-        return self._status(shown or line.split()[0])
+    def _command(self, line: str, shown: Optional[str] = None, timeout: Optional[float] = None) -> str:
+        self._send(line, shown, timeout)
+        return self._status((shown or line).split(" ", 1)[0])
 
-    def _lines(self, sink: Optional[Callable[[bytes], None]] = None) -> list[bytes]:
-        """Read a multi-line body up to the "." line; lines keep their CRLF.
-        With ``sink`` each line goes there instead of into the list; without,
-        more than ``max_octets`` is a RemoteProtocolError (an endless
-        response cannot exhaust memory)."""
-        out: list[bytes] = []
+    def _body(self, sink: Callable[[bytes], None]) -> None:
+        """Read a multi-line body up to its "." line (RFC 1939 section 3),
+        giving each line, un-dot-stuffed and with its line break, to
+        ``sink``. Whatever stops it part-way (a sink's error included)
+        closes the connection."""
+        try:
+            while True:
+                line = self._readline()
+                if line in (b".\r\n", b".\n"):
+                    return
+                sink(unstuff(line))
+        except BaseException:
+            self.close()
+            raise
+
+    def _too_long(self) -> RemoteProtocolError:
+        return RemoteProtocolError(f"response longer than {self.max_octets} octets; "
+                                   "use retr(n, fileobj=...) for large messages")
+
+    def _collect(self) -> bytes:
+        """The whole multi-line body as bytes, held in one buffer: more than
+        ``max_octets`` is a RemoteProtocolError (an endless response cannot
+        exhaust memory)."""
+        out = io.BytesIO()   # getvalue() shares its buffer: memory held = octets received
+
+        def sink(line: bytes) -> None:
+            if out.tell() + len(line) > self.max_octets:
+                raise self._too_long()
+            out.write(line)
+
+        self._body(sink)
+        return out.getvalue()
+
+    def _entries(self, parse: Callable[[bytes], None]) -> None:
+        """Feed each line of a multi-line listing to ``parse``, charging
+        ENTRY_COST octets of memory per line against ``max_octets``: a
+        listing of millions of tiny lines is capped by what it costs."""
         held = 0
-        while True:
-            line = self._readline()
-            if line in (b".\r\n", b".\n"):
-                return out
-            line = unstuff(line)
-            if sink is None:
-                held += len(line)
-                if held > self.max_octets:
-                    raise RemoteProtocolError(f"response longer than {self.max_octets} octets; "
-                                              "use retr(n, fileobj=...) for large messages")
-                out.append(line)
-            else:
-                sink(line)
+
+        def sink(line: bytes) -> None:
+            nonlocal held
+            held += len(line) + ENTRY_COST
+            if held > self.max_octets:
+                raise self._too_long()
+            parse(line)
+
+        self._body(sink)
 
     # ------------------------------------------------------------ session
 
@@ -173,14 +257,17 @@ class POP3:
             self._command("CAPA")
         except ErrResponse:
             return {}
-        caps = {}
-        for line in self._lines():
+        caps: dict[str, list[str]] = {}
+
+        def parse(line: bytes) -> None:
             words = line.decode("utf-8", "replace").split()
             if words:
                 caps[words[0].upper()] = words[1:]
+
+        self._entries(parse)
         return caps
 
-    def stls(self, policy=None) -> None:
+    def stls(self, policy: Policy = None) -> None:
         """Upgrade with STLS (RFC 2595) when offered; see connect() for ``policy``."""
         if self.tls:
             return
@@ -207,6 +294,17 @@ class POP3:
         self.tls = True
         self._log("*: TLS established")
 
+    def _require_protection(self) -> None:
+        """No credentials of any kind -- a password, an APOP or CRAM-MD5
+        digest, a SASL exchange, a token -- travel in plaintext unless
+        the caller said tlspolicy="insecure" (or its callable did), as on
+        the SMTP side: a digest over a challenge a man in the middle chose
+        (after stripping STLS) is open to an offline dictionary attack.
+        Raises TLSRequired before anything is sent."""
+        if not (self.tls or self._cleartext_allowed):
+            raise TLSRequired("credentials are never sent without TLS (the server did not offer STLS) "
+                              "unless tlspolicy says 'insecure'")
+
     def _credentials(self, user: Optional[str], password: Optional[str]) -> tuple[str, str]:
         if user is not None and password is not None:
             return user, password
@@ -214,27 +312,28 @@ class POP3:
             found = netrc.netrc().authenticators(self.host)
         except (FileNotFoundError, netrc.NetrcParseError, OSError):
             found = None
-        if not found:
+        if not found or found[2] is None:
             raise UsageError(f"no credentials given and none in ~/.netrc for {self.host}")
         return user or found[0], password if password is not None else found[2]
 
     def login(self, user: Optional[str] = None, password: Optional[str] = None) -> str:
         """Log in: USER/PASS, then APOP when the greeting carried a
         timestamp and USER/PASS failed (the seed's order). Credentials come
-        from the arguments, else ~/.netrc. USER/PASS sends the password in
-        the clear, so without TLS it is skipped unless the connection was
-        opened with tlspolicy="insecure"; APOP never sends it.
-        Raises AuthenticationFailed with what each method answered."""
+        from the arguments, else ~/.netrc. Without TLS nothing is sent
+        (TLSRequired) unless the connection was opened with
+        tlspolicy="insecure". Raises UsageError for a user name or password
+        that cannot be sent (naming which, never showing it), and
+        AuthenticationFailed with what each method answered."""
         user, password = self._credentials(user, password)
-        errors: list = []
-        if self.tls or self._cleartext_allowed:
-            try:
-                self._command(f"USER {user}")
-                return self._command(f"PASS {password}", "PASS ***")
-            except ErrResponse as exc:
-                errors.append(("USER/PASS", exc))
-        else:
-            errors.append(("USER/PASS", TLSRequired("password not sent without TLS")))
+        _check_field("user name", user)
+        _check_field("password", password)
+        self._require_protection()
+        errors: list[tuple[str, Exception]] = []
+        try:
+            self._command(f"USER {user}")
+            return self._command(f"PASS {password}", "PASS ***")
+        except ErrResponse as exc:
+            errors.append(("USER/PASS", exc))
         if self.timestamp:
             try:
                 return self.apop(user, password)
@@ -243,9 +342,14 @@ class POP3:
         raise AuthenticationFailed(errors)
 
     def apop(self, user: str, password: str) -> str:
-        """APOP (RFC 1939 section 7): MD5 of the greeting's timestamp and the password."""
+        """APOP (RFC 1939 section 7): MD5 of the greeting's timestamp and
+        the password. Like every login, only over TLS or with
+        tlspolicy="insecure" (TLSRequired otherwise)."""
         if not self.timestamp:
             raise UsageError("the server's greeting has no timestamp: APOP is not available")
+        _check_field("user name", user)
+        _check_field("password", password)
+        self._require_protection()
         digest = hashlib.md5((self.timestamp + password).encode("utf-8")).hexdigest()
         return self._command(f"APOP {user} {digest}", f"APOP {user} ***")
 
@@ -253,18 +357,18 @@ class POP3:
              mechanism: Optional[str] = None) -> str:
         """SASL AUTH (RFC 5034) with smtpsend's mechanisms, strongest first
         among those the server lists in CAPA SASL (or ``mechanism``).
-        PLAIN, LOGIN and the token mechanisms need TLS or tlspolicy="insecure"."""
+        Only over TLS or with tlspolicy="insecure" (TLSRequired otherwise)."""
+        self._require_protection()
         offered = [mechanism] if mechanism else self.capa().get("SASL", [])
         mechanisms = choose(offered, user, password, token, self.host, None)
-        if not (self.tls or self._cleartext_allowed):
-            mechanisms = [m for m in mechanisms if m.name not in ("PLAIN", "LOGIN", "XOAUTH2", "OAUTHBEARER")]
         if not mechanisms:
             raise UsageError(f"no usable SASL mechanism among {offered}")
-        errors: list = []
+        errors: list[tuple[str, Exception]] = []
         for mech in mechanisms:
-            initial = mech.start()
-            line = f"AUTH {mech.name}" + (f" {base64.b64encode(initial).decode() or '='}" if initial is not None else "")
             try:
+                initial = mech.start()
+                line = f"AUTH {mech.name}" + (f" {base64.b64encode(initial).decode() or '='}"
+                                              if initial is not None else "")
                 text = self._command(line, f"AUTH {mech.name} ***")
                 while text.startswith("\0"):
                     try:
@@ -295,53 +399,83 @@ class POP3:
         except (IndexError, ValueError):
             raise RemoteProtocolError(f"malformed STAT response {parts!r}") from None
 
-    def _listing(self, command: str, n: Optional[int], convert):
+    def _listing(self, command: str, n: Optional[int],
+                 convert: Callable[[str], T]) -> Union[T, dict[int, T]]:
         if n is not None:
             words = self._command(f"{command} {int(n)}").split()
             if len(words) < 2:
                 raise RemoteProtocolError(f"malformed {command} response {words!r}")
             return convert(words[1])
         self._command(command)
-        out = {}
-        for line in self._lines():
+        out: dict[int, T] = {}
+
+        def parse(line: bytes) -> None:
             words = line.split()
             if len(words) >= 2:
                 try:
                     out[int(words[0])] = convert(words[1].decode("utf-8", "replace"))
                 except ValueError:
-                    raise RemoteProtocolError(f"malformed {command} line {line!r}") from None
+                    raise RemoteProtocolError(f"malformed {command} line {line[:80]!r}") from None
+
+        self._entries(parse)
         return out
 
-    def list(self, n: Optional[int] = None):
+    @overload
+    def list(self) -> dict[int, int]: ...
+    @overload
+    def list(self, n: int) -> int: ...
+
+    def list(self, n: Optional[int] = None) -> Union[int, dict[int, int]]:
         """Sizes: {number: octets}, or one size with ``n``."""
         return self._listing("LIST", n, int)
 
-    def uidl(self, n: Optional[int] = None):
+    @overload
+    def uidl(self) -> dict[int, str]: ...
+    @overload
+    def uidl(self, n: int) -> str: ...
+
+    def uidl(self, n: Optional[int] = None) -> Union[str, dict[int, str]]:
         """Unique ids: {number: uid}, or one uid with ``n``. ErrResponse
         when the server has no UIDL."""
         return self._listing("UIDL", n, str)
 
-    def retr(self, n: int, fileobj: Optional[IO[bytes]] = None, raw: bool = False):
+    @overload
+    def retr(self, n: int, fileobj: None = None, raw: Literal[False] = False, *,
+             timeout: Optional[float] = None) -> mimecompose.Part: ...
+    @overload
+    def retr(self, n: int, fileobj: None = None, *, raw: Literal[True],
+             timeout: Optional[float] = None) -> bytes: ...
+    @overload
+    def retr(self, n: int, fileobj: IO[bytes], raw: bool = False, *,
+             timeout: Optional[float] = None) -> int: ...
+
+    def retr(self, n: int, fileobj: Optional[IO[bytes]] = None, raw: bool = False, *,
+             timeout: Optional[float] = None) -> Union[mimecompose.Part, bytes, int]:
         """Retrieve message ``n``: a mimecompose Part; the bytes with
         ``raw=True``; or, with ``fileobj``, written there line by line
-        (bounded memory) and the octet count returned."""
-        self._command(f"RETR {int(n)}")
+        (bounded memory) and the octet count returned. The whole message
+        must arrive within ``timeout`` seconds (default: the connection's),
+        else Timeout; held in memory, more than ``max_octets`` is a
+        RemoteProtocolError."""
+        self._command(f"RETR {int(n)}", timeout=timeout)
         if fileobj is not None:
-            count = [0]
+            count = 0
 
             def sink(line: bytes) -> None:
+                nonlocal count
                 fileobj.write(line)
-                count[0] += len(line)
+                count += len(line)
 
-            self._lines(sink)
-            return count[0]
-        data = b"".join(self._lines())
+            self._body(sink)
+            return count
+        data = self._collect()
         return data if raw else mimecompose.initialize(string=data)
 
-    def top(self, n: int, lines: int) -> bytes:
-        """The header and the first ``lines`` lines of the body of message ``n``."""
-        self._command(f"TOP {int(n)} {int(lines)}")
-        return b"".join(self._lines())
+    def top(self, n: int, lines: int, *, timeout: Optional[float] = None) -> bytes:
+        """The header and the first ``lines`` lines of the body of message
+        ``n``; the whole response within ``timeout`` (as for retr)."""
+        self._command(f"TOP {int(n)} {int(lines)}", timeout=timeout)
+        return self._collect()
 
     def headers(self, n: int) -> mimecompose.Part:
         """The header of message ``n`` as a Part (TOP n 0)."""
@@ -357,9 +491,11 @@ class POP3:
             raise RemoteProtocolError(f"malformed LAST response {words!r}") from None
 
     def dele(self, n: int) -> str:
+        """Mark message ``n`` deleted (done at QUIT)."""
         return self._command(f"DELE {int(n)}")
 
     def rset(self) -> str:
+        """Unmark every message marked deleted."""
         return self._command("RSET")
 
     def noop(self) -> str:
@@ -373,6 +509,7 @@ class POP3:
             self.close()
 
     def close(self) -> None:
+        """Close the connection without QUIT: the server keeps every message."""
         try:
             self._sock.close()
         except OSError:
@@ -381,7 +518,8 @@ class POP3:
     def __enter__(self) -> "POP3":
         return self
 
-    def __exit__(self, exc_type, *exc) -> None:
+    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
         if exc_type is None:
             try:
                 self.quit()
@@ -391,7 +529,7 @@ class POP3:
             self.close()   # no QUIT: the server rolls back DELE (RFC 1939 section 6)
 
 
-def _ask(policy, code: int, text: str) -> str:
+def _ask(policy: Policy, code: int, text: str) -> str:
     if policy is None:
         return "insecure"
     answer = policy(code, text) if callable(policy) else policy
@@ -400,18 +538,20 @@ def _ask(policy, code: int, text: str) -> str:
 
 def connect(host: Optional[str] = None, port: Optional[int] = None, *,
             tls: Union[str, bool] = "starttls", ssl_context: Optional[ssl.SSLContext] = None,
-            tlspolicy=None, logfile: Optional[str] = None, timeout: float = 60.0) -> POP3:
+            tlspolicy: Policy = None, logfile: Optional[str] = None, timeout: float = 60.0) -> POP3:
     """Connect to a POP3 server and read its greeting.
 
     ``host`` defaults to $MAILHOST, then localhost. ``tls``: ``"starttls"``
     (STLS when offered, the default), ``"implicit"`` (or True: POP3S, port
-    995), ``"none"`` (or False). ``tlspolicy`` as for sendmessage: None,
-    "secure" (TLS or fail), "insecure" (plaintext allowed, passwords
-    included), or a callable. ``logfile`` appends the conversation with
-    passwords redacted. Raises TransportError, Timeout, TLSError, TLSRequired.
+    995), ``"none"`` (or False). ``tlspolicy`` as for sendmessage: None
+    (plaintext without STLS, but no credentials of any kind are sent in
+    it), "secure" (TLS or fail), "insecure" (plaintext allowed, credentials
+    included), or a callable. ``timeout`` bounds the connect and each whole
+    response. ``logfile`` appends the conversation with passwords redacted.
+    Raises TransportError, Timeout, TLSError, TLSRequired.
     """
     host = host or os.environ.get("MAILHOST") or "localhost"
-    mode = {True: "implicit", False: "none"}.get(tls, tls)
+    mode = tls if isinstance(tls, str) else ("implicit" if tls else "none")
     if mode not in ("starttls", "implicit", "none"):
         raise UsageError(f"tls must be 'starttls', 'implicit' or 'none', not {tls!r}")
     if mode == "none" and tlspolicy == "secure":

@@ -6,9 +6,10 @@ Fixtures:
 - ``smtp_server``: a CaptureServer on a free loopback port for the test;
   ``smtp_server.host``, ``.port``, ``.messages`` (each with ``.envelope``,
   ``.data`` and ``.part``, a mimecompose Part).
-- ``smtp_server_factory``: call it with CaptureServer's options
-  (``extensions=``, ``users=``, ``responses=``, ``tls_context=``) for more
-  servers; all are stopped after the test.
+- ``smtp_server_factory``: call it with any of CaptureServer's options
+  (``extensions=``, ``users=``, ``responses=``, ``tls_context=``,
+  ``implicit_tls=``, ``bare_lf=``, the bounds...) for more servers; all are
+  stopped after the test.
 - ``smtp_messages``: the messages ``smtp_server`` received, parsed into Parts.
 
 ::
@@ -23,16 +24,19 @@ Fixtures:
 
 from __future__ import annotations
 
+from typing import Any, Callable, Iterator
+
 import pytest
 
 from .testing import CaptureServer
 
 
 @pytest.fixture
-def smtp_server_factory():
-    servers = []
+def smtp_server_factory() -> Iterator[Callable[..., CaptureServer]]:
+    """Make started CaptureServers; each is stopped after the test."""
+    servers: list[CaptureServer] = []
 
-    def make(**options) -> CaptureServer:
+    def make(**options: Any) -> CaptureServer:
         server = CaptureServer(**options).start()
         servers.append(server)
         return server
@@ -43,22 +47,28 @@ def smtp_server_factory():
 
 
 @pytest.fixture
-def smtp_server(smtp_server_factory) -> CaptureServer:
+def smtp_server(smtp_server_factory: Callable[..., CaptureServer]) -> CaptureServer:
+    """A CaptureServer with the default options, for this test."""
     return smtp_server_factory()
 
 
+class Messages:
+    """A live view of a server's messages as parsed Parts."""
+
+    def __init__(self, server: CaptureServer) -> None:
+        self._server = server
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter([m.part for m in self._server.messages])
+
+    def __len__(self) -> int:
+        return len(self._server.messages)
+
+    def __getitem__(self, index: int) -> Any:
+        return self._server.messages[index].part
+
+
 @pytest.fixture
-def smtp_messages(smtp_server):
+def smtp_messages(smtp_server: CaptureServer) -> Messages:
     """A live view: the Parts of the messages received so far."""
-
-    class Messages:
-        def __iter__(self):
-            return iter([m.part for m in smtp_server.messages])
-
-        def __len__(self):
-            return len(smtp_server.messages)
-
-        def __getitem__(self, index):
-            return smtp_server.messages[index].part
-
-    return Messages()
+    return Messages(smtp_server)

@@ -11,7 +11,14 @@ sys.path.insert(0, os.path.dirname(__file__))
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", deadline=None, max_examples=200,
                           suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+
+def _flag(name: str) -> bool:
+    """An environment variable set to something other than "", 0, false, no."""
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+settings.load_profile("ci" if _flag("CI") else "default")
 
 # A password used by the security tests; no log record of any test may contain it.
 SENTINEL = "Sentinel-Pa55word-7c1e"
@@ -63,14 +70,27 @@ def client_tls(ca):
     return context
 
 
+def rig_opt_in() -> tuple[bool, str]:
+    """Whether this run may install and start Postfix and Dovecot: only in
+    CI (CI=true) or when asked for (SMTPSEND_RIG=1), never just because the
+    suite runs as root. Returns (allowed, why not)."""
+    if _flag("CI") or _flag("SMTPSEND_RIG"):
+        return True, ""
+    return False, ("the real-server tests install and start Postfix and Dovecot: set SMTPSEND_RIG=1 "
+                   "to let them (as root), or start a rig with 'python tests/rig/rig.py start' and "
+                   "set MAILRIG_STATE to its directory")
+
+
 @pytest.fixture(scope="session")
 def rig():
     """The Postfix + Dovecot rig (tests/rig/rig.py), started once per session.
 
-    Skipped with a reason when it cannot run here (not root, packages
-    missing); in CI (CI=true) it is mandatory and a failure fails the run.
+    Started only under CI=true or SMTPSEND_RIG=1 (skipped with the reason
+    otherwise); skipped with a reason when it cannot run here (not root,
+    packages missing); in CI it is mandatory and a failure fails the run.
     Set MAILRIG_STATE to the state directory of a rig already running to
-    reuse it.
+    reuse it. A rig started here is stopped and its state directory
+    removed at the end of the session.
     """
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "rig"))
     import rig as rigmod
@@ -82,16 +102,19 @@ def rig():
     state = os.environ.get("MAILRIG_STATE")
     started = False
     if not state:
+        allowed, why = rig_opt_in()
+        if not allowed:
+            pytest.skip(why)
         ok, why = rigmod.available()
         if not ok:
-            if os.environ.get("CI"):
+            if _flag("CI"):
                 pytest.fail(f"the Postfix/Dovecot rig is mandatory in CI: {why}")
             pytest.skip(f"real-server tests need the rig ({why}); run as root, or start it with "
                         "'python tests/rig/rig.py start' and set MAILRIG_STATE")
         try:
             state = rigmod.start()
         except Exception as exc:   # noqa: BLE001 - any failure to start is reported the same way
-            if os.environ.get("CI"):
+            if _flag("CI"):
                 pytest.fail(f"the Postfix/Dovecot rig did not start: {exc}")
             pytest.skip(f"the Postfix/Dovecot rig did not start: {exc}")
         started = True
@@ -103,6 +126,8 @@ def rig():
     r.purge_deferred = lambda: rigmod.purge_deferred(state)
     r.log = lambda name="postfix": open(os.path.join(state, "log", f"{name}.log"), encoding="utf-8",
                                         errors="replace").read()
-    yield r
-    if started:
-        rigmod.stop(state)
+    try:
+        yield r
+    finally:
+        if started:
+            rigmod.remove(state)

@@ -32,7 +32,8 @@ def test_hundreds_concurrently():
     with CaptureServer() as server:
         assert asyncio.run(main(server.port)) == [[]] * 300
         bodies = sorted(m.part.getbody() for m in server.messages)
-        assert bodies == sorted(f"message {n}".encode() for n in range(300))
+        # the final CRLF is added over BDAT as over DATA (one message, one set of bytes)
+        assert bodies == sorted(f"message {n}\r\n".encode() for n in range(300))
 
 
 def test_same_errors():

@@ -296,3 +296,212 @@ def test_pop3_endless_response_is_capped():
     box.close()
     thread.join(5)
     listener.close()
+
+
+# ---------------------------------------------------------------- Bcc disclosure (issue 11, item 9)
+
+def test_bcc_is_disclosed_by_no_path():
+    """A Bcc or Resent-Bcc field reaches no recipient, however it comes in:
+    the part, header=, a raw message, an email.message.Message, Client.data."""
+    import email.message
+    hidden = "blind@example.org"
+    as_email = email.message.EmailMessage()
+    for name, value in FROM_TO + [("Bcc", hidden)]:
+        as_email[name] = value
+    as_email.set_content("x")
+    sources = [
+        (mimecompose.compose("x", header=FROM_TO + [("Bcc", hidden)]), {}),
+        (part(), {"header": [("Bcc", hidden)]}),
+        (part(), {"header": {"Resent-From": "f@example.com", "Resent-To": "n@example.com", "Resent-Bcc": ""}}),
+        (b"From: a@example.com\r\nTo: b@example.com\r\nSubject: s\rBcc: " + hidden.encode() + b"\r\n\r\nx", {}),
+        (as_email, {}),
+    ]
+    with CaptureServer() as server:
+        for message, options in sources:
+            smtpsend.sendmessage(message, servers=["localhost"], ports=[server.port], **options)
+        with smtpsend.connect("localhost", server.port) as client:
+            client.mail("a@example.com")
+            client.rcpt("b@example.com")
+            assert client.data(mimecompose.compose("x", header=FROM_TO + [("Bcc", hidden)])).code == 250
+        assert len(server.messages) == len(sources) + 1
+        for received in server.messages:
+            head = received.data.split(b"\r\n\r\n", 1)[0].lower()
+            assert b"bcc" not in head and hidden.encode() not in received.data
+
+
+def test_email_message_header_injection_is_a_usage_error():
+    import email.message
+    message = email.message.Message()
+    message["From"], message["To"] = "a@example.com", "b@example.com"
+    message["Subject"] = EVIL
+    message.set_payload("x")
+    with pytest.raises(smtpsend.UsageError):
+        smtpsend.sendmessage(message, servers=["localhost"], ports=[9])
+
+
+# ---------------------------------------------------------------- decoded-value injection (issue 11)
+
+def _transmitted_fields(data: bytes) -> list[bytes]:
+    """Field names a receiver reads: every CR, LF or CRLF taken as a line break."""
+    head = data.split(b"\r\n\r\n", 1)[0]
+    return [line.split(b":", 1)[0].lower() for line in __import__("re").split(rb"\r\n|\r|\n", head)
+            if line and line[:1] not in (b" ", b"\t")]
+
+
+DECODED_EVIL = [
+    ("To", "=?utf-8?q?Team=0AFrom=3A_ceo=40bank=2Eexample=0AX-Ignore=3A?=: b@example.com;"),
+    ("To", "=?utf-8?b?VGVhbQ1CY2M6IHNweUBleGFtcGxlLm9yZw==?=: b@example.com;"),     # CR
+    ("To", '"=?utf-8?q?T=0AFrom=3A_x=40example=2Enet?=": b@example.com;'),            # quoted group name
+    ("Cc", "=?utf-8?q?T=0ABcc=3A_spy=40example=2Eorg?= <c@example.com>, G: b@example.com;"),
+    ("To", "=?utf-8?q?Bob=0D=0ABcc=3A_spy=40example=2Eorg=C3=A9?= <b@example.com>"),
+    ("To", "b@example.com (=?utf-8?q?x=0ABcc=3A_spy=40example=2Eorg_=C3=A9?=)"),
+    ("Subject", "=?utf-8?q?hi=0D=0ABcc=3A_spy=40example=2Eorg?="),
+]
+
+
+@pytest.mark.parametrize("name,value", DECODED_EVIL)
+def test_decoded_value_injection_creates_no_field(name, value):
+    header = [("From", "a@example.com")] + ([("To", "b@example.com")] if name != "To" else []) + [(name, value)]
+    built = [
+        mimecompose.initialize("text/plain", string="b", header=header).buildmessage(),
+        mimecompose.compose("b", header=header).buildmessage(),
+        mimecompose.initialize(string=b"From: a@example.com\r\nTo: b@example.com\r\n\r\nb\r\n",
+                               header=[(name, value)]).buildmessage(),
+        smtpsend.transmitted(part(), header=[(name, value)])[1],
+    ]
+    for data in built:
+        fields = _transmitted_fields(data)
+        assert b"bcc" not in fields and fields.count(b"from") == 1 and b"x-ignore" not in fields
+    with CaptureServer() as server:
+        smtpsend.sendmessage(part(), servers=["localhost"], ports=[server.port], header=[(name, value)])
+        fields = _transmitted_fields(server.messages[0].data)
+        assert b"bcc" not in fields and fields.count(b"from") == 1
+        assert "spy@example.org" not in server.messages[0].envelope.recipients
+
+
+# ---------------------------------------------------------------- bare CR: parsed == transmitted (issue 11)
+
+def test_bare_cr_header_smuggling_is_seen_by_the_application():
+    raw = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: hello\rBcc: spy@example.org\r\n\r\nbody\r\n"
+    parsed = mimecompose.initialize(string=raw)
+    assert parsed.getheader("Bcc") == ["spy@example.org"]          # the application sees the Bcc ...
+    envelope, data = smtpsend.transmitted(raw)
+    assert "spy@example.org" in envelope.recipients                  # ... so does the envelope,
+    assert b"bcc" not in _transmitted_fields(data)                     # and it is not transmitted
+    assert b"Subject: hello\r\n" in data
+
+
+def test_bare_cr_boundary_smuggling_is_seen_by_the_scanner():
+    raw = (b"From: a@example.com\r\nTo: b@example.com\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n"
+           b"--B\r\n\r\nharmless\r--B\rContent-Type: application/x-msdownload\r\r"
+           b"MZ payload\r\n--B--\r\n")
+    scanned = [p.getproperty("content") for p in mimecompose.initialize(string=raw).getproperty("parts")]
+    assert scanned == ["text/plain", "application/x-msdownload"]     # the scanner sees the attachment
+    _envelope, data = smtpsend.transmitted(raw)
+    received = mimecompose.initialize(string=data)
+    assert [p.getproperty("content") for p in received.getproperty("parts")] == scanned
+    import email
+    import email.policy
+    theirs = email.message_from_bytes(data, policy=email.policy.default)
+    assert [m.get_content_type() for m in theirs.iter_parts()] == scanned
+
+
+# ---------------------------------------------------------------- size desync: the message changes while sent (issue 11)
+
+def _change(path, how):
+    data = path.read_bytes()
+    if how == "grow":        # octets past the BDAT size would be read as commands
+        path.write_bytes(data + b"\r\nRSET\r\nMAIL FROM:<evil@x.org>\r\nRCPT TO:<victim@x.org>\r\nBDAT 5 LAST\r\n" * 40)
+    elif how == "shrink":
+        path.write_bytes(data[:len(data) // 2])
+    else:                    # the same size, other octets
+        path.write_bytes(data[::-1])
+
+
+@pytest.mark.parametrize("how", ["grow", "shrink", "rewrite"])
+@pytest.mark.parametrize("extensions,atleastone", [
+    (["PIPELINING", "CHUNKING", "SIZE 1000000"], True), (["PIPELINING", "CHUNKING"], False),
+    (["CHUNKING"], True), (["PIPELINING", "SIZE 1000000"], True), ([], False)],
+    ids=["bdat-last-pipelined", "bdat-then-last", "bdat-alone", "data-pipelined", "data-alone"])
+def test_a_message_changed_while_sent_is_never_delivered(monkeypatch, tmp_path, how, extensions, atleastone):
+    import smtpsend._data
+    monkeypatch.setattr(smtpsend._data, "_KEEP", 4096)     # as over 8 MiB: serialised again to be sent
+    path = tmp_path / "disk.log"
+    path.write_bytes(b"".join(b"%06d disk ok\r\n" % n for n in range(20000)))
+    message = mimecompose.compose("log attached", attachments=[str(path)], header=FROM_TO)
+
+    def events(event):
+        if event.name == "mail":
+            _change(path, how)
+    with CaptureServer(extensions=extensions) as server:
+        with pytest.raises(ValueError, match="changed|grew"):
+            smtpsend.sendmessage(message, servers=["127.0.0.1"], ports=[server.port], atleastone=atleastone,
+                                 events=events, timeout=5)
+    assert server.messages == []
+    verbs = [c.split()[0].upper() for c in server.commands]
+    assert set(verbs) <= {"EHLO", "MAIL", "RCPT", "DATA", "BDAT"} and verbs.count("MAIL") == 1, server.commands
+    assert not any("evil" in c or "victim" in c for c in server.commands)
+
+
+# ---------------------------------------------------------------- SMTP smuggling, receiving side (issue 11, item 14)
+
+@pytest.mark.parametrize("bare_lf", ["accept", "refuse"])
+@pytest.mark.parametrize("trick", [b"\n.\r\n", b"\n.\n", b"\r.\r\n", b"\r\n.\n", b"\r\n.\r", b"\r\n.\r\r\n"])
+def test_capture_server_never_ends_data_at_a_smuggled_dot(trick, bare_lf):
+    """A hostile client's fake end of data never starts a second
+    transaction in the capture server (CVE-2023-51764 class, the receiver
+    half): DATA ends at <CRLF>.<CRLF> only; with bare_lf="refuse" a
+    message holding a bare LF is refused whole, as Postfix's
+    smtpd_forbid_bare_newline does."""
+    with CaptureServer(bare_lf=bare_lf) as server:
+        with socket.create_connection((server.host, server.port), timeout=10) as conn:
+            replies = conn.makefile("rb")
+
+            def reply():
+                while True:
+                    line = replies.readline()
+                    if line[3:4] != b"-":
+                        return line
+
+            assert reply().startswith(b"220")
+            for command in (b"EHLO x", b"MAIL FROM:<a@example.com>", b"RCPT TO:<b@example.com>", b"DATA"):
+                conn.sendall(command + b"\r\n")
+                reply()
+            conn.sendall(b"Subject: s\r\n\r\nbefore" + trick + b"MAIL FROM:<evil@example.org>\r\n"
+                         b"RCPT TO:<victim@example.org>\r\nDATA\r\nsmuggled\r\n.\r\n")
+            final = reply()
+            conn.sendall(b"NOOP\r\n")
+            assert reply().startswith(b"250")          # one reply to the message, then in step again
+    assert not any("evil" in c or "victim" in c for c in server.commands)
+    if bare_lf == "refuse" and b"\n" in trick.replace(b"\r\n", b""):
+        assert final.startswith(b"550 5.5.2") and server.messages == []
+    else:
+        assert final.startswith(b"250")
+        [message] = server.messages
+        assert message.envelope.recipients == ["b@example.com"] and b"smuggled" in message.data
+
+
+# ---------------------------------------------------------------- recipient injection through formataddress (issue 11, item 17)
+
+@pytest.mark.parametrize("address", ["bob@example.com>, evil@example.org, <z@example.com",
+                                     "bob@example.com, evil@example.org", "bob@example.com (x), evil@example.org",
+                                     "Evil <evil@example.org>", "bob@example.com;evil@example.org"])
+def test_formataddress_never_writes_a_second_recipient(address):
+    """A caller's address that is not one addr-spec is refused, so the To
+    built from it can never carry a recipient the caller did not name."""
+    with pytest.raises(mimecompose.MimeError):
+        mimecompose.formataddress("Bob", address)
+
+
+# ---------------------------------------------------------------- CR/LF/NUL through a parsed address (issue 12)
+
+@pytest.mark.parametrize("text", ['"a\r\nBcc: evil@example.org"@example.com', "a@example.com\r\nBcc: evil@example.org",
+                                  '"x\\\r\nBcc: evil@example.org" <a@example.com>', "a@[1.2.3.4\rBcc: evil]",
+                                  '"\x00" <a@example.com>', "(c\nBcc: evil@example.org) a@example.com"])
+def test_parsed_address_without_error_never_holds_cr_lf_nul(text):
+    """What RFC 5322 2.2.3 does not unfold is an error; a record without
+    error carries no CR, LF or NUL in any field (folding is removed)."""
+    for addr in mimecompose.parseaddress(text):
+        fields = (addr.address, addr.local, addr.domain, addr.phrase, addr.comment, addr.friendly, addr.route)
+        assert addr.error or not any(c in f for f in fields for c in "\r\n\x00"), addr
+        assert addr.error, addr

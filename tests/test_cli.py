@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 
 import pytest
@@ -23,13 +24,27 @@ MESSAGE = (b"From: Ops <ops@example.com>\r\nTo: admin@example.com\r\nCc: team@ex
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(args, stdin=b"", env=None, **kw):
+# an empty home: no ~/.netrc, ~/.msmtprc or ~/.config of the machine's user leaks into a test
+EMPTY_HOME = tempfile.TemporaryDirectory(prefix="smtpsend-test-home-")
+OWN_VARIABLES = ("SMTPSEND_PASSWORD", "SMTPSEND_USER", "SMTPSEND_FROM", "SMTPSEND_SERVER", "XDG_CONFIG_HOME")
+
+
+def environment(env=None, home=None, config=None, sysconfig=None):
+    """The environment a test runs the command in: this tree's code, an
+    empty home, no configuration file unless one is given."""
+    variables = {k: v for k, v in os.environ.items() if k not in OWN_VARIABLES}
     # PYTHONPATH comes before site-packages: the console script runs this tree's code
-    environment = dict(os.environ, HOME=kw.pop("home", os.path.expanduser("~")),
-                       SMTPSEND_CONFIG=kw.pop("config", "/nonexistent/smtpsend-config"),
-                       PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {}))
-    environment.pop("SMTPSEND_PASSWORD", None) if not env or "SMTPSEND_PASSWORD" not in env else None
-    return subprocess.run(COMMAND + args, input=stdin, capture_output=True, env=environment, timeout=60)
+    variables.update(HOME=home or EMPTY_HOME.name, SMTPSEND_CONFIG=config or "/nonexistent/smtpsend-config",
+                     SMTPSEND_SYSCONFIG=sysconfig or "/nonexistent/smtpsend.conf",
+                     PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    variables.update(env or {})
+    return variables
+
+
+def run(args, stdin=b"", env=None, home=None, config=None, sysconfig=None, timeout=60):
+    """The smtpsend console script, as a real subprocess."""
+    return subprocess.run(COMMAND + args, input=stdin, capture_output=True, timeout=timeout,
+                          env=environment(env, home, config, sysconfig))
 
 
 @pytest.fixture
@@ -102,7 +117,7 @@ def test_trace_and_progress(server):
     (["--server", "127.0.0.1:1"], MESSAGE, 64),                                  # no recipients, no -t
     (["--bogus-option"], b"", 64),
     (["-t"], b"From: a@example.com\r\nTo: not an address\r\n\r\nx", 65),
-    (["-t", "--attach", "/nonexistent", "-s", "x"], b"", 64),
+    (["--attach", "/nonexistent", "-s", "x", "x@example.com"], b"", 64),
 ])
 def test_usage_and_data_errors(args, stdin, code):
     result = run(args, stdin)
@@ -142,6 +157,7 @@ from other@example.com
 
 account default : work
 """)
+    config.chmod(0o600)     # it holds a passwordeval: anything more open is refused
     with CaptureServer(users={"u": "pw"}) as auth:
         config.write_text(config.read_text().replace(f"port {server.port}", f"port {auth.port}"))
         result = run(["--account", "other", "b@example.com"], b"Subject: s\r\n\r\nbody\r\n", config=str(config))
@@ -165,7 +181,7 @@ account default : work
 def test_serve(tmp_path, store):
     path = tmp_path / "captured"
     proc = subprocess.Popen(COMMAND + ["serve", "--port", "0", store, str(path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=ROOT))
+                            stderr=subprocess.PIPE, env=environment())
     try:
         line = proc.stdout.readline().decode()
         port = int(re.search(r"port (\d+)", line).group(1))

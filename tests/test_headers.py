@@ -140,3 +140,151 @@ def test_getheader_decodes_and_lists_every_value():
     assert part.getheader("X-Missing") == []
     parsed = mimecompose.initialize(string=part.buildmessage())
     assert parsed.getheader("SUBJECT") == ["Grüße"]
+
+
+# ---------------------------------------------------------------- decoded-value injection (issue 11)
+
+import base64  # noqa: E402
+
+from hypothesis import settings, strategies as st  # noqa: E402
+
+from mimecompose import initialize  # noqa: E402
+
+# text that becomes dangerous only once decoded: line breaks, NUL, other C0
+# controls, and the specials that end a phrase and start an address
+_DECODED = st.text(st.sampled_from(list("aZ9 _.:;,<>@\"()\\=?\t\r\n\x00\x01\x0b\x0c\x1b\x7féЖ€")), max_size=24)
+_RAW = st.text(st.sampled_from(list("aZ9 .:;,<>@\"()\\=?\t\x01\x1b\x7fé")), max_size=12)
+
+
+def _word(text: str, method: str) -> str:
+    data = text.encode("utf-8")
+    if method == "q":
+        return "=?utf-8?q?" + "".join(f"={b:02X}" for b in data) + "?="
+    return "=?utf-8?b?" + base64.b64encode(data).decode() + "?="
+
+
+_WORDS = st.builds(_word, _DECODED, st.sampled_from("qb"))
+_SHAPES = st.sampled_from([
+    "{0}", "{0} <a@example.com>", "{0}: b@example.com;", "{0}:;", "a@example.com ({0})",
+    '"{0}" <c@example.org>', "{0} {1} <a@example.com>, {1}: b@example.org, c@example.net;",
+    "{1} {0}", "x {0} y {1} z",
+])
+_VALUES = st.builds(lambda shape, a, b: shape.format(a, b), _SHAPES,
+                    st.one_of(_WORDS, _RAW), st.one_of(_WORDS, _RAW))
+
+
+def _written_fields(data: bytes) -> list[bytes]:
+    """The field names of a serialised header block, checking every line."""
+    head = data.split(b"\r\n\r\n", 1)[0]
+    lines = head.split(b"\r\n")
+    for line in lines:
+        assert b"\r" not in line and b"\n" not in line and b"\x00" not in line
+        assert not re.search(rb"[\x00-\x08\x0a-\x1f\x7f]", line), line
+    return [line.split(b":", 1)[0] for line in lines if line[:1] not in (b" ", b"\t")]
+
+
+def _addresses(text: str) -> list[str]:
+    return [a.address for a in mimecompose.parseaddress(text) if a.address]
+
+
+def test_issue_example_group_name_is_encoded_not_written_raw():
+    evil = "=?utf-8?q?Team=0AFrom=3A_ceo=40bank=2Eexample=0AX-Ignore=3A?=: bob@example.com;"
+    for make in (lambda: initialize("text/plain", string="x", header=[("To", evil)]),
+                 lambda: mimecompose.compose("x", header=[("To", evil)])):
+        data = make().buildmessage()
+        assert b"\nFrom:" not in data and b"\nX-Ignore" not in data
+        assert _written_fields(data)[0] == b"To"
+        msg = email.message_from_bytes(data, policy=email.policy.default)
+        assert msg.get_all("From") is None
+        [group] = msg["To"].groups
+        assert [a.addr_spec for a in group.addresses] == ["bob@example.com"]
+    part = initialize("text/plain", string="x")
+    part.setheader("To", evil)
+    assert _written_fields(part.buildmessage()) == [b"To", b"MIME-Version", b"Content-Type"]
+
+
+def test_decoded_specials_cannot_add_a_recipient():
+    # the group name decodes to "Team: evil@x.org," -- written raw, a reader
+    # would see evil@x.org as a member
+    value = "=?utf-8?q?Team=3A_evil=40x=2Eorg=2C?=: bob@example.com;"
+    out = format_field("To", value)
+    assert _addresses(out.decode()[3:].replace("\r\n", "")) == ["bob@example.com"]
+    msg = email.message_from_bytes(out + b"\r\n", policy=email.policy.default)
+    assert [a.addr_spec for a in msg["To"].addresses] == ["bob@example.com"]
+
+
+@pytest.mark.parametrize("value", [
+    "=?utf-8?q?a=0Db?= <x@example.com>",             # display name, written as read: encoded
+    "=?utf-8?q?a=0A=C3=A4?= <x@example.com>",        # non-ASCII: re-encoded from the decoded text
+    '"a\x1bb" <x@example.com>',                       # ESC in a quoted display name
+    "x@example.com (a\x01b)",                         # control in a comment
+    "x@example.com (=?utf-8?q?=0A=C3=A4?=)",
+    '"Team\x7f": x@example.com;',                     # DEL in a quoted group name
+])
+def test_controls_in_names_and_comments_are_encoded(value):
+    out = format_field("To", value)
+    _written_fields(out + b"\r\n")
+    assert _addresses(out.decode()[3:].replace("\r\n", "")) == ["x@example.com"]
+
+
+@pytest.mark.parametrize("value", ['"a\x1b"@example.com', "x@[1.2.3.\x01]"])
+def test_controls_that_cannot_be_encoded_are_refused_when_set(value):
+    part = initialize("text/plain", string="x")
+    with pytest.raises(HeaderInjectionError):
+        part.setheader("To", value)
+    with pytest.raises(HeaderInjectionError):
+        initialize("text/plain", string="x", header=[("Cc", value)])
+    with pytest.raises(HeaderInjectionError):
+        part.setheader("Content-Disposition", f'attachment; filename="{value}"')
+
+
+def test_filename_controls_are_encoded_in_both_parameters():
+    part = initialize("application/octet-stream", string=b"x", filename="a\x1bb\x0b.txt")
+    data = part.buildmessage()
+    _written_fields(data)
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert msg.get_filename() == "a\x1bb\x0b.txt"
+    assert initialize(string=data).getproperty("params")["name"] == "a\x1bb\x0b.txt"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["To", "Cc", "From", "Reply-To", "Resent-To", "Subject", "Comments",
+                        "X-Note", "Content-Disposition", "Content-ID"]), _VALUES)
+def test_no_value_that_passes_setheader_writes_a_second_field(name, value):
+    part = initialize("text/plain", string="x")
+    try:
+        part.setheader(name, value)
+    except HeaderInjectionError:
+        return   # refused (a control where no encoded word can stand): fine
+    data = part.buildmessage()
+    expected = [name.encode(), b"MIME-Version", b"Content-Type"]
+    assert _written_fields(data) == expected
+    assert [n for n, _v in initialize(string=data).getheader()] == [n.decode() for n in expected]
+    msg = email.message_from_bytes(data, policy=email.policy.compat32)
+    assert [k.lower() for k in msg.keys()] == [n.decode().lower() for n in expected]
+    if name.lower() in mimecompose._headers.ADDRESS_FIELDS and not any(
+            a.error for a in mimecompose.parseaddress(value)):
+        written = data.split(b"\r\n\r\n")[0].split(b"\r\nMIME-Version")[0].decode()
+        assert _addresses(written[len(name) + 1:].replace("\r\n", "")) == _addresses(value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_VALUES, st.sampled_from(["params", "filename", "compose"]))
+def test_no_parameter_or_filename_writes_a_second_field(value, how):
+    try:
+        if how == "params":
+            part = initialize("text/plain", string="x", params={"format": value})
+        elif how == "filename":
+            part = initialize("application/octet-stream", string=b"x", filename=value)
+        else:
+            part = mimecompose.compose("x", attachments=[(value or "f", b"data")])
+    except HeaderInjectionError:
+        return
+    data = part.buildmessage()
+    names = _written_fields(data)
+    assert names.count(b"Content-Type") == 1 and len(names) == len(set(names))
+    parsed = initialize(string=data)
+    leaf = parsed if how != "compose" else parsed.getproperty("parts")[1]
+    params = leaf.getproperty("params")
+    if "=?" not in value:   # (readers decode encoded words in quoted parameter values)
+        assert params["format" if how == "params" else "name"] == (value or "f" if how == "compose" else value)

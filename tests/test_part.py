@@ -263,3 +263,19 @@ def test_base64_lines_are_76():
     lines = body.split(b"\r\n")
     assert all(len(line) == 76 for line in lines[:-1])
     assert base64.b64decode(b"".join(lines)) is not None
+
+
+@pytest.mark.parametrize("boundary", ["bad\x01", "grüße", "x" * 71, "ends in space ", "", 'q"uote'])
+def test_a_boundary_rfc2046_does_not_allow_is_refused(boundary):
+    text = mimecompose.initialize("text/plain", string="x")
+    with pytest.raises(MimeError):
+        mimecompose.initialize("multipart/mixed", parts=[text], params={"boundary": boundary})
+
+
+def test_a_given_boundary_is_used_and_parses_back():
+    text = mimecompose.initialize("text/plain", string="x")
+    box = mimecompose.initialize("multipart/mixed", parts=[text], params={"boundary": "a'()+_,-./:=? z"})
+    data = box.buildmessage()
+    assert b"\r\n--a'()+_,-./:=? z--\r\n" in data
+    [again] = mimecompose.initialize(string=data, strict=True).getproperty("parts")
+    assert again.getbody() == b"x"

@@ -38,3 +38,18 @@ def test_fixtures_in_a_users_test_suite(pytester):
     """)
     result = pytester.runpytest(*_plugin_args())
     result.assert_outcomes(passed=3)
+
+
+def test_factory_takes_the_capture_servers_bounds(pytester):
+    pytester.makepyfile(test_bounds="""
+        import mimecompose, smtpsend
+
+        def test_ring_buffer(smtp_server_factory):
+            server = smtp_server_factory(keep=1, bare_lf="refuse", idle_timeout=30)
+            part = mimecompose.compose("x", header=[("From", "a@example.com"), ("To", "b@example.com")])
+            for _ in range(2):
+                smtpsend.sendmessage(part, servers=[server.host], ports=[server.port])
+            assert len(server.messages) == 1 and server.received == 2
+    """)
+    result = pytester.runpytest(*_plugin_args())
+    result.assert_outcomes(passed=1)

@@ -1,9 +1,15 @@
 """smtpsend.pop3: scripted conversations for every command and error path,
 then the real thing against Dovecot (and Postfix to put mail there)."""
 
+import base64
 import hashlib
+import hmac
 import io
 import re
+import socket
+import threading
+import time
+import tracemalloc
 import uuid
 
 import pytest
@@ -28,18 +34,55 @@ def test_apop_digest_rfc1939_example():
               ("C", b"APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n"), ("S", b"+OK maildrop has 1 message\r\n"),
               ("C", b"QUIT\r\n"), ("S", b"+OK bye\r\n")]
     with Conversation(script) as server:
-        with open_box(server) as box:
+        with open_box(server, tlspolicy="insecure") as box:   # a digest in plaintext: only when told
             assert box.timestamp == "<1896.697170952@dbc.mtview.ca.us>"
             assert box.apop("mrose", "tanstaaf") == "maildrop has 1 message"
 
 
-def test_user_pass_refused_in_clear_then_apop():
-    digest = hashlib.md5(b"<1896.697170952@dbc.mtview.ca.us>secret").hexdigest().encode()
-    script = [("S", GREETING), *NO_STLS,
-              ("C", b"APOP u " + digest + b"\r\n"), ("S", b"+OK\r\n"), ("CLOSE",)]
+@pytest.mark.parametrize("how", ["login", "apop", "auth"])
+def test_no_credentials_of_any_kind_in_plaintext_by_default(how):
+    # STLS stripped (not offered): no password, no APOP digest, no SASL exchange (CRAM-MD5 over a
+    # challenge the man in the middle chose) goes out -- the next command the server sees is NOOP
+    caps = b"+OK\r\nUSER\r\nSASL CRAM-MD5 PLAIN\r\n.\r\n"
+    script = [("S", GREETING), ("C", b"CAPA\r\n"), ("S", caps),
+              ("C", b"NOOP\r\n"), ("S", b"+OK\r\n"), ("CLOSE",)]
     with Conversation(script) as server:
         box = open_box(server)
-        box.login("u", "secret")   # USER/PASS skipped: no TLS and no opt-in
+        with pytest.raises(smtpsend.TLSRequired, match="insecure"):
+            {"login": lambda: box.login("u", "secret"), "apop": lambda: box.apop("u", "secret"),
+             "auth": lambda: box.auth("u", "secret", mechanism="CRAM-MD5")}[how]()
+        box.noop()
+        box.close()
+
+
+def test_sasl_in_plaintext_with_opt_in():
+    challenge = b"<1.2@pop.example>"
+    answer = b"u " + hmac.new(b"pw", challenge, "md5").hexdigest().encode()
+    caps = [("C", b"CAPA\r\n"), ("S", b"+OK\r\nSASL CRAM-MD5\r\n.\r\n")]
+    script = [("S", b"+OK ready\r\n"), *caps, *caps, ("C", b"AUTH CRAM-MD5\r\n"), ("S", b"+ " + base64.b64encode(challenge) + b"\r\n"),
+              ("C", base64.b64encode(answer) + b"\r\n"), ("S", b"+OK in\r\n"), ("CLOSE",)]
+    with Conversation(script) as server:
+        box = open_box(server, tlspolicy="insecure")
+        assert box.auth("u", "pw") == "in"
+        box.close()
+
+
+@pytest.mark.parametrize("user,password,named", [
+    ("u", "pw\n", "password"), ("u", "pw\r\nDELE 1", "password"), ("u", "p\0w", "password"),
+    ("u\r\nDELE 1", "pw", "user name"), ("u", "pw\udcff", "password"),
+])
+@pytest.mark.parametrize("how", ["login", "apop"])
+def test_bad_credentials_named_never_shown(how, user, password, named):
+    with Conversation([("S", GREETING), ("C", b"NOOP\r\n"), ("S", b"+OK\r\n"), ("CLOSE",)]) as server:
+        box = open_box(server, tls="none", tlspolicy="insecure")
+        with pytest.raises(smtpsend.UsageError) as info:
+            getattr(box, how)(user, password)
+        error = info.value
+        assert named in str(error)
+        for shown in (str(error), repr(error), repr(error.args), repr(error.__context__),
+                      repr(error.__cause__)):
+            assert "pw" not in shown and "DELE" not in shown
+        box.noop()   # nothing was sent before the refusal
         box.close()
 
 
@@ -297,7 +340,7 @@ def test_pop3_fault_matrix(command, fault):
     steps, error = FAULTS[fault]
     script = [("S", b"+OK ready <1.2@x>\r\n"), *NO_STLS, ("C", line)] + steps
     with Conversation(script) as server:
-        box = pop3.connect("127.0.0.1", server.port, timeout=0.5)
+        box = pop3.connect("127.0.0.1", server.port, timeout=0.5, tlspolicy="insecure")
         with pytest.raises(error) as info:
             call(box)
         if fault == "-ERR":
@@ -314,3 +357,124 @@ def test_pop3_multiline_cut_off(command):
         with pytest.raises(smtpsend.TransportError):
             call(box)
         box.close()
+
+
+# ---------------------------------------------------------------- bounds: deadline, line length, memory
+
+
+class Streamer:
+    """A POP3 server for one connection: greeting, an empty CAPA, then
+    ``answer(conn)`` sends the response to the first command. It stops
+    when the client hangs up, or after 10 s (a client that never gives up
+    then sees the connection close, not a Timeout)."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self):
+        conn, _ = self.listener.accept()
+        with conn:
+            conn.settimeout(10)
+            f = conn.makefile("rb")
+            conn.sendall(b"+OK ready\r\n")
+            f.readline()
+            conn.sendall(b"+OK\r\n.\r\n")
+            f.readline()
+            try:
+                self.answer(conn)
+            except OSError:
+                pass
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.thread.join(15)
+        self.listener.close()
+
+
+def trickle(conn):
+    """One short line every 20 ms: each line arrives long before any
+    per-line timeout, the whole response never does."""
+    conn.sendall(b"+OK here it comes\r\n")
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        conn.sendall(b"x\r\n")
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("where", ["connect", "retr"])
+def test_one_deadline_for_the_whole_response(where):
+    with Streamer(trickle) as server:
+        if where == "connect":
+            box = pop3.connect("127.0.0.1", server.port, timeout=0.5)
+            call = lambda: box.retr(1, fileobj=io.BytesIO())   # noqa: E731 - unbounded memory: only time stops it
+        else:
+            box = pop3.connect("127.0.0.1", server.port, timeout=30)
+            call = lambda: box.retr(1, raw=True, timeout=0.5)   # noqa: E731
+        with pytest.raises(smtpsend.Timeout, match="no complete response"):
+            call()
+        box.close()
+
+
+@pytest.mark.parametrize("length,ok", [(pop3.MAX_LINE, True), (pop3.MAX_LINE + 1, False),
+                                       (2 * pop3.MAX_LINE - 100, False)])
+def test_line_cap_is_max_line(length, ok):
+    line = b"X-Long: " + b"a" * (length - 10) + b"\r\n"
+    assert len(line) == length
+
+    def answer(conn):
+        conn.sendall(b"+OK\r\n" + line + b".\r\n")
+        conn.recv(100)
+
+    with Streamer(answer) as server:
+        box = pop3.connect("127.0.0.1", server.port, timeout=5)
+        if ok:
+            assert box.top(1, 0) == line
+        else:
+            with pytest.raises(smtpsend.RemoteProtocolError, match="line longer than"):
+                box.top(1, 0)
+        box.close()
+
+
+def test_memory_of_a_response_of_short_lines_is_its_size():
+    payload = b"x\r\n" * (1 << 18)        # 768 KiB in 262,144 lines
+    response = b"+OK\r\n" + payload + b".\r\n"
+
+    def answer(conn):
+        conn.sendall(response)
+        conn.recv(100)
+
+    with Streamer(answer) as server:
+        box = pop3.connect("127.0.0.1", server.port, timeout=60)
+        tracemalloc.start()
+        try:
+            data = box.retr(1, raw=True)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        box.close()
+    assert data == payload
+    assert peak < 1.5 * len(payload) + (256 << 10)   # a list of one bytes object per line: 12x
+
+
+def test_listing_cap_counts_entries_not_only_octets():
+    entries = b"".join(b"%d 1\r\n" % n for n in range(1, 200001))   # 1.6 MB, 200,000 dict entries
+
+    def answer(conn):
+        conn.sendall(b"+OK\r\n" + entries + b".\r\n")
+        conn.recv(100)
+
+    with Streamer(answer) as server:
+        box = pop3.connect("127.0.0.1", server.port, timeout=60)
+        box.max_octets = 8 << 20
+        with pytest.raises(smtpsend.RemoteProtocolError, match="longer than"):
+            box.list()
+        with pytest.raises(smtpsend.TransportError):   # the rest of that response was not read: closed
+            box.noop()

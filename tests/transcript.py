@@ -17,7 +17,8 @@ class ScriptError(AssertionError):
 class Script:
     """``steps``: ("C", bytes) the client must send next (consecutive C steps
     may come in one write), ("S", bytes) the server sends, ("TLS", info or
-    exception), ("EOF",) the server closes, ("TIMEOUT",) it goes silent."""
+    exception), ("EOF",) the server closes, ("TIMEOUT",) it goes silent -- and
+    stays closed or silent for every read after it."""
 
     def __init__(self, steps, bytewise=False):
         self.steps = list(steps)
@@ -25,6 +26,7 @@ class Script:
         self.parser = ReplyParser()
         self.queued = []
         self.writes = []
+        self.gone = None   # "EOF" or "TIMEOUT" once the server closed or went silent
 
     def perform(self, action):
         if isinstance(action, Send):
@@ -42,12 +44,17 @@ class Script:
             return None
         if isinstance(action, Read):
             while len(self.queued) < action.count:
-                if not self.steps:
+                if not self.steps and self.gone is not None:
+                    step = (self.gone,)        # a closed or silent server stays so
+                elif not self.steps:
                     raise ScriptError("client waits for a reply the script does not have")
-                step = self.steps.pop(0)
+                else:
+                    step = self.steps.pop(0)
                 if step[0] == "EOF":
+                    self.gone = "EOF"
                     raise TransportError("connection closed by the server")
                 if step[0] == "TIMEOUT":
+                    self.gone = "TIMEOUT"
                     raise Timeout(f"no reply within {action.timeout} s")
                 if step[0] != "S":
                     raise ScriptError(f"client reads, but script expects it to send {step[1]!r}")

@@ -126,7 +126,7 @@ chunking = sys.argv[1] == "chunking"
 server = CaptureServer([e for e in DEFAULT_EXTENSIONS if chunking or e != "CHUNKING"]).start()
 print(server.port, flush=True)
 sys.stdin.read()          # until the parent closes our stdin
-print(len(server.messages), flush=True)
+print(server.received, flush=True)      # messages is a ring buffer of the newest only
 """
 
 

@@ -3,6 +3,10 @@
     python tests/rig/rig.py install             # the Debian packages (root; idempotent)
     python tests/rig/rig.py start [STATE_DIR]   # install if needed, configure, start; prints the state dir
     python tests/rig/rig.py stop STATE_DIR      # stop exactly the daemons started there
+    python tests/rig/rig.py remove STATE_DIR    # stop them and delete the state directory
+
+The test suite's ``rig`` fixture (tests/conftest.py) runs this only under
+CI=true or SMTPSEND_RIG=1, and removes its state directory at the end.
 
 Everything lives in one state directory: configuration, queue, mailboxes,
 logs, a throwaway CA and server certificate. /etc's defaults are not used,
@@ -303,33 +307,79 @@ def start(state: str | None = None) -> str:
     if not ok:
         raise RuntimeError(why)
     install()
+    made = state is None
     state = state or tempfile.mkdtemp(prefix="mailrig-")
-    configure(state)
-    pf = os.path.join(state, "postfix")
-    # The daemons must not inherit our stdout/stderr: a caller reading them
-    # to EOF would wait for as long as the daemons run.
-    quiet = dict(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    subprocess.run(["postfix", "-c", pf, "check"], check=True, **quiet)
-    # Dovecot first: it creates the auth socket in Postfix's queue directory
-    subprocess.run(["dovecot", "-c", os.path.join(state, "dovecot", "dovecot.conf")], check=True, **quiet)
-    subprocess.run(["postfix", "-c", pf, "start"], check=True, **quiet)
-    _wait_for_ports()
+    try:
+        configure(state)
+        pf = os.path.join(state, "postfix")
+        # The daemons must not inherit our stdout/stderr: a caller reading them
+        # to EOF would wait for as long as the daemons run.
+        quiet = dict(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["postfix", "-c", pf, "check"], check=True, **quiet)
+        # Dovecot first: it creates the auth socket in Postfix's queue directory
+        subprocess.run(["dovecot", "-c", os.path.join(state, "dovecot", "dovecot.conf")], check=True, **quiet)
+        subprocess.run(["postfix", "-c", pf, "start"], check=True, **quiet)
+        _wait_for_ports()
+    except BaseException:
+        # a half-started rig leaves nothing behind: daemons stopped, and the
+        # directory removed when we made it
+        if made:
+            remove(state)
+        else:
+            stop(state)
+        raise
     return state
 
 
+def _pid(path: str) -> int | None:
+    try:
+        with open(path) as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _wait_gone(pids: list[int], timeout: float = 15) -> None:
+    """Wait until none of ``pids`` runs (they are not our children, so
+    there is nothing to wait on but their existence)."""
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            except PermissionError:
+                pass
+            time.sleep(0.05)
+
+
 def stop(state: str) -> None:
-    """Stop the daemons started in ``state`` (and only those)."""
+    """Stop the daemons started in ``state`` (and only those), and wait
+    until their master processes have exited."""
     pf = os.path.join(state, "postfix")
+    masters = [p for p in (_pid(os.path.join(state, "spool", "pid", "master.pid")),
+                           _pid(os.path.join(state, "dovecot", "run", "master.pid"))) if p]
     if os.path.exists(os.path.join(pf, "main.cf")):
         subprocess.run(["postfix", "-c", pf, "stop"], stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    pidfile = os.path.join(state, "dovecot", "run", "master.pid")
-    if os.path.exists(pidfile):
+    dovecot = _pid(os.path.join(state, "dovecot", "run", "master.pid"))
+    if dovecot:
         try:
-            with open(pidfile) as fh:
-                os.kill(int(fh.read().strip()), 15)
-        except (OSError, ValueError):
+            os.kill(dovecot, 15)
+        except OSError:
             pass
+    _wait_gone(masters)
+
+
+def remove(state: str) -> None:
+    """Stop the daemons of ``state`` and delete the state directory."""
+    if not os.path.isdir(state):
+        return
+    stop(state)
+    shutil.rmtree(state, ignore_errors=True)
+    if os.path.exists(state):   # a straggler wrote into it while it went
+        shutil.rmtree(state)
 
 
 def queue_empty(state: str, timeout: float = 20) -> bool:
@@ -362,6 +412,8 @@ if __name__ == "__main__":
         print(start(sys.argv[2] if len(sys.argv) > 2 else None))
     elif len(sys.argv) == 3 and sys.argv[1] == "stop":
         stop(sys.argv[2])
+    elif len(sys.argv) == 3 and sys.argv[1] == "remove":
+        remove(sys.argv[2])
     else:
         print(__doc__)
         sys.exit(64)

@@ -1,0 +1,238 @@
+"""Message data (smtpsend._data): measured once, sent as measured, never
+decoded to be sent, and the same octets over DATA and BDAT."""
+
+import base64
+import os
+import tracemalloc
+
+import pytest
+from hypothesis import given, strategies as st
+
+import mimecompose
+import smtpsend
+import smtpsend._data
+from smtpsend._data import MessageChanged, MessageData, _has_binary, data_blocks
+from smtpsend._envelope import Envelope
+from smtpsend._reply import Reply
+from smtpsend._session import Read, Send, Session
+from smtpsend._sync import pump
+from smtpsend.testing import CaptureServer
+
+
+def unstuffed(wire: bytes) -> bytes:
+    """What a server stores from DATA: the terminator removed, dots unstuffed."""
+    assert wire.endswith(b".\r\n")
+    body = wire[:-3]
+    return b"\r\n".join(line[1:] if line.startswith(b".") else line for line in body.split(b"\r\n"))
+
+
+class Sink:
+    """A driver that answers with fixed replies and keeps what is written
+    (or, with ``keep=False``, only counts it)."""
+
+    def __init__(self, *codes_and_texts, keep=True):
+        self.replies = [Reply(code, tuple(text.split("\n"))) for code, text in codes_and_texts]
+        self.written = bytearray()
+        self.keep = keep
+        self.count = 0
+
+    def perform(self, action):
+        if isinstance(action, Send):
+            for block in [action.data] if isinstance(action.data, bytes) else action.data:
+                self.count += len(block)
+                if self.keep:
+                    self.written += block
+            return None
+        assert isinstance(action, Read)
+        out, self.replies = self.replies[:action.count], self.replies[action.count:]
+        assert len(out) == action.count, "the client waits for more replies than the server has"
+        return out
+
+
+def chunking_server(keep=True):
+    return Sink((220, "mx"), (250, "mx\nPIPELINING\nCHUNKING\n8BITMIME"), (250, "ok"), (250, "ok"),
+                (250, "2.0.0 queued"), (221, "bye"), keep=keep)
+
+
+def send(data, sink=None):
+    sink = sink or chunking_server()
+    session = Session(client="c.example", usetls=False)
+    pump(session.run(Envelope("a@x.org", ["b@y.org"]), data, True), sink)
+    return sink
+
+
+# ---------------------------------------------------------------- one message, one set of bytes (issue 11, item 18)
+
+@given(st.binary(max_size=400), st.lists(st.integers(0, 400), max_size=5))
+def test_data_and_bdat_carry_the_same_octets(body, cuts):
+    cuts = sorted(c for c in cuts if c <= len(body))
+    chunks = [body[a:b] for a, b in zip([0] + cuts, cuts + [len(body)])]
+    data = MessageData(lambda: iter(chunks))
+    octets = b"".join(data.chunks())
+    assert len(octets) == data.size                          # what BDAT announces
+    assert unstuffed(b"".join(data_blocks(data.chunks()))) == octets   # what DATA delivers
+    assert octets == b"" or octets.endswith(b"\r\n")
+
+
+def test_a_message_without_a_final_line_break_gets_one():
+    data = MessageData(lambda: iter([b"Subject: t\r\n\r\nno newline"]))
+    octets = b"".join(data.chunks())
+    assert octets == b"Subject: t\r\n\r\nno newline\r\n" and data.size == len(octets)
+
+
+def test_binary_octets_are_kept_as_they_are():
+    data = MessageData(lambda: iter([b"Subject: t\r\n\r\n\x00\r\x01\n"]), binary=True)
+    assert b"".join(data.chunks()) == b"Subject: t\r\n\r\n\x00\r\x01\n"
+
+
+# ---------------------------------------------------------------- what was measured is what is sent (issue 11, item 3)
+
+class Changing:
+    """A message source whose second serialisation differs from the first."""
+
+    def __init__(self, first, second):
+        self.versions = [first, second]
+
+    def __call__(self):
+        return iter(self.versions.pop(0) if len(self.versions) > 1 else self.versions[0])
+
+
+BLOCKS = [b"Subject: t\r\n\r\n", b"a" * 70000 + b"\r\n", b"b" * 70000 + b"\r\n", b"c\r\n"]
+
+
+@pytest.mark.parametrize("second", [
+    BLOCKS + [b"MAIL FROM:<evil@x.org>\r\n"],                    # grew
+    BLOCKS[:-1],                                                 # shrank
+    BLOCKS[:-1] + [b"d\r\n"],                                    # same size, other octets
+], ids=["grew", "shrank", "changed"])
+def test_a_changed_message_is_stopped_before_its_end(monkeypatch, second):
+    monkeypatch.setattr(smtpsend._data, "_KEEP", 1000)
+    data = MessageData(Changing(BLOCKS, second))
+    sent = []
+    with pytest.raises(MessageChanged) as info:
+        for chunk in data.chunks():
+            sent.append(chunk)
+    assert isinstance(info.value, ValueError)
+    assert 0 < sum(map(len, sent)) < data.size       # short of the end: never a complete message
+
+
+def test_an_unchanged_large_message_is_sent_as_measured(monkeypatch):
+    monkeypatch.setattr(smtpsend._data, "_KEEP", 1000)
+    data = MessageData(Changing(BLOCKS, list(BLOCKS)))
+    assert b"".join(data.chunks()) == b"".join(BLOCKS) and data.size == sum(map(len, BLOCKS))
+    assert b"".join(data.chunks()) == b"".join(BLOCKS)     # again, for another server
+
+
+def test_the_head_is_measured_once_for_monitors():
+    data = MessageData(lambda: iter([b"Subject: t\r\n", b"X: y\r\n\r\nbody\r\n"]))
+    assert data.head == b"Subject: t\r\nX: y\r\n\r\nbody\r\n"
+
+
+# ---------------------------------------------------------------- never decode to send (issue 11, items 5 and 6)
+
+def _parsed(attachment: bytes) -> mimecompose.Part:
+    # a quoted-printable body with a long run of blanks (quadratic to decode
+    # with a backtracking regex), a base64 attachment and a nested message
+    qp = b"a" + b" " * 40000 + b"b=\r\n end\r\n"
+    raw = (b"From: a@x.org\r\nTo: b@y.org\r\nSubject: parsed\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=B\r\n\r\n"
+           b"--B\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" + qp +
+           b"--B\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n"
+           b"Content-Transfer-Encoding: quoted-printable\r\n\r\ninner=3Dtext\r\n"
+           b"--B\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+           + base64.encodebytes(attachment).replace(b"\n", b"\r\n") + b"--B--\r\n")
+    return mimecompose.initialize(string=raw)
+
+
+def _no_decoding(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a body was decoded to be sent")
+    monkeypatch.setattr(mimecompose.Part, "getbody", refuse)
+    monkeypatch.setattr(mimecompose._part, "decode_body", refuse)
+
+
+def test_sending_a_parsed_message_decodes_no_body(monkeypatch):
+    part = _parsed(os.urandom(3000))
+    expected = part.buildmessage()
+    _no_decoding(monkeypatch)
+    data = MessageData.from_part(part)
+    assert not data.binary
+    written = bytes(send(data).written)
+    assert expected in written
+
+
+def test_sending_a_parsed_message_through_sendmessage_decodes_no_body(monkeypatch):
+    part = _parsed(os.urandom(3000))
+    _no_decoding(monkeypatch)
+    with CaptureServer() as server:
+        assert smtpsend.sendmessage(part, servers=["127.0.0.1"], ports=[server.port]) == []
+    assert b"inner=3Dtext" in server.messages[0].data
+
+
+def test_sending_a_parsed_attachment_holds_no_decoded_copy(tmp_path):
+    attachment = os.urandom(3 << 20)
+    path = tmp_path / "big.eml"
+    path.write_bytes(_parsed(attachment).buildmessage())
+    del attachment
+    part = mimecompose.initialize(file=str(path))
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        data = MessageData.from_part(part)
+        sink = send(data, chunking_server(keep=False))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # the message itself is kept (it is under 8 MiB) plus blocks in flight;
+    # decoding the attachment to learn its size cost five times more
+    assert sink.count > size and peak < size + (2 << 20), (peak, size)
+
+
+def test_binary_parts_found_from_the_labels_alone(monkeypatch):
+    raw = (b"Content-Type: multipart/mixed; boundary=A\r\n\r\n--A\r\n"
+           b"Content-Type: multipart/alternative; boundary=C\r\n\r\n--C\r\n"
+           b"Content-Type: application/x-thing\r\nContent-Transfer-Encoding: binary\r\n\r\n\x00\x01\r\n"
+           b"--C--\r\n--A--\r\n")
+    binary, plain = mimecompose.initialize(string=raw), _parsed(b"x")
+    _no_decoding(monkeypatch)
+    assert _has_binary(binary) and not _has_binary(plain)
+    built = mimecompose.initialize("multipart/mixed", parts=[
+        mimecompose.initialize("text/plain", string="x"),
+        mimecompose.initialize("application/octet-stream", string=b"\x00", encoding="binary")])
+    assert _has_binary(built)
+
+
+# ---------------------------------------------------------------- binary parts keep their octets (issue 11, item 17)
+
+def _parsed_binary(body: bytes) -> mimecompose.Part:
+    return mimecompose.initialize(string=b"From: a@x.org\r\nTo: b@y.org\r\nSubject: bin\r\n"
+                                  b"MIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\n"
+                                  b"Content-Transfer-Encoding: binary\r\n\r\n" + body)
+
+
+@pytest.mark.parametrize("extensions", [["PIPELINING", "8BITMIME"], ["PIPELINING", "CHUNKING"], ["CHUNKING"]])
+@pytest.mark.parametrize("body", [b"one\ntwo\rthree\r\n", b"ascii\r\nonly\r\n", b"\x00\xff\r\n"])
+def test_a_parsed_binary_part_is_reencoded_for_a_server_without_binarymime(extensions, body):
+    with CaptureServer(extensions=extensions) as server:
+        smtpsend.sendmessage(_parsed_binary(body), servers=["127.0.0.1"], ports=[server.port])
+    got = server.messages[0]
+    assert got.data.isascii() and "BODY=BINARYMIME" not in got.esmtp_params
+    assert got.part.getproperty("encoding") == "base64"
+    assert got.part.getbody() == body         # never the octets rewritten under the label binary
+
+
+def test_a_parsed_binary_part_goes_as_it_is_with_binarymime():
+    body = b"\x00\x01\xff\r\nend\r\n"
+    with CaptureServer(extensions=["PIPELINING", "CHUNKING", "BINARYMIME"]) as server:
+        smtpsend.sendmessage(_parsed_binary(body), servers=["127.0.0.1"], ports=[server.port])
+    got = server.messages[0]
+    assert "BODY=BINARYMIME" in got.esmtp_params and got.via == "BDAT"
+    assert got.part.getproperty("encoding") == "binary" and got.part.getbody() == body
+
+
+def test_binary_without_a_7bit_form_is_refused_by_a_data_server():
+    data = MessageData(lambda: iter([b"Subject: t\r\n\r\n\x00\n"]), binary=True)
+    sink = Sink((220, "mx"), (250, "mx\nPIPELINING\n8BITMIME"), (221, "bye"))
+    with pytest.raises(smtpsend.NotSupported):
+        send(data, sink)
+    assert b"MAIL" not in sink.written
