@@ -11,19 +11,26 @@
 """
 
 from ._address import Address, formataddress, iter_addresses, parseaddress
-from ._codecs import field_decode, word_decode, word_encode
+from ._codecs import LineBreakNormalizer, field_decode, word_decode, word_encode
 from ._compose import compose
 from ._date import formatdate, parsedatetime
+from ._dkim import DKIMSigner
 from ._errors import Defect, HeaderInjectionError, MimeError, ParseError
-from ._part import Part, initialize
+from ._headers import checkheader
+from ._initialize import initialize
+from ._serialize import Part
+from . import smime  # S/MIME; imports cryptography only when called
 
 __all__ = [
     "Address",
+    "DKIMSigner",
     "Defect",
     "HeaderInjectionError",
+    "LineBreakNormalizer",
     "MimeError",
     "ParseError",
     "Part",
+    "checkheader",
     "compose",
     "field_decode",
     "formataddress",

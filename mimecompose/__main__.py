@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import compose, formatdate, initialize
+from . import Part, compose, formatdate, initialize
 
 
-def _tree(part, depth: int = 0) -> None:
+def _tree(part: Part, depth: int = 0) -> None:
     props = part.getproperty()
     line = "  " * depth + props["content"]
     if "size" in props:

@@ -107,7 +107,9 @@ def _user_defined(name: str) -> codecs.CodecInfo | None:
         return codecs.charmap_encode(text, errors, _USER_DEFINED_ENCODING)
 
     def decode(data: Buffer, errors: str = "strict") -> tuple[str, int]:
-        return codecs.charmap_decode(data, errors, _USER_DEFINED_TABLE)
+        # a str decoding table is valid (Python docs, codecs.charmap_decode); pyright's bundled
+        # typeshed predates the stub that says so (_DecodeCharMap)
+        return codecs.charmap_decode(data, errors, _USER_DEFINED_TABLE)  # pyright: ignore[reportArgumentType]
 
     return codecs.CodecInfo(encode, decode, name="mimecompose-x-user-defined")
 
@@ -553,7 +555,9 @@ class LineBreakNormalizer:
     """Turn every line break (CRLF, bare LF, bare CR) into ``newline``.
 
     Works across chunk boundaries: a CR at the end of a chunk waits for the
-    next chunk to see whether an LF follows.
+    next chunk to see whether an LF follows. What comes out never holds a
+    CR or LF that is not part of ``newline`` (RFC 5321 section 2.3.8: no
+    bare CR or LF on the wire).
     """
 
     def __init__(self, newline: bytes = b"\r\n") -> None:
@@ -561,6 +565,8 @@ class LineBreakNormalizer:
         self._cr = False
 
     def feed(self, data: bytes) -> bytes:
+        """The next chunk with its line breaks made ``newline``; a CR that
+        ends it is held back until the next chunk (or :meth:`flush`)."""
         if self._cr:
             data = b"\r" + data
             self._cr = False
@@ -574,6 +580,7 @@ class LineBreakNormalizer:
         return data
 
     def flush(self) -> bytes:
+        """The end of the stream: a CR held back, as ``newline``, or ``b""``."""
         if self._cr:
             self._cr = False
             return self._newline

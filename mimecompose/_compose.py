@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import mimetypes
 import os
-from typing import Iterable, Mapping, Union
+from typing import Iterable, Mapping, Union, cast
 
-from ._args import HeaderArg, header_fields, one_or_many
+from .args import HeaderArg, header_fields, one_or_many
 from ._errors import MimeError
-from ._part import Part, initialize
+from ._initialize import initialize
+from ._serialize import Part
 
 __all__ = ["compose"]
 
@@ -71,7 +72,7 @@ def compose(text: str | None = None, html: str | None = None, *,
     header = header_fields(header)
     if isinstance(attachments, tuple) and len(attachments) in (2, 3) \
             and isinstance(attachments[1], (bytes, bytearray)):
-        attachments = [attachments]   # one (filename, data[, type]) given alone
+        attachments = [cast(Content, attachments)]   # one (filename, data[, type]) given alone
     attachments = one_or_many(attachments, "attachments=", single=(str, os.PathLike, Part),
                               hint=": give content as a (filename, data) pair")
     if text is None and html is None and not attachments:

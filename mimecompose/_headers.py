@@ -23,7 +23,8 @@ from ._address import Address, parseaddress
 from ._codecs import encode_words, field_decode
 from ._errors import HeaderInjectionError, MimeError
 
-__all__ = ["ADDRESS_FIELDS", "Field", "FieldBlock", "Headers", "check_value", "format_field",
+__all__ = ["ADDRESS_FIELDS", "Field", "FieldBlock", "Headers", "check_name", "check_value", "checkheader",
+           "format_field",
            "parse_content_type", "parse_field_block", "read_field_block"]
 
 # Fields whose value is an address list (RFC 5322 section 3.6.2, 3.6.3, 3.6.6).
@@ -58,6 +59,21 @@ def check_value(name: str, value: str) -> None:
         raise MimeError(f"header {name} value must be str, not {type(value).__name__}")
     if "\r" in value or "\n" in value or "\x00" in value:
         raise HeaderInjectionError(f"CR, LF or NUL in the value of header {name}: {value!r}")
+
+
+def checkheader(name: str, value: str) -> None:
+    """Check a header field as ``header=`` and :meth:`Part.setheader` do
+    before they take it.
+
+    Raises MimeError for a name that is not a field name (RFC 5322 section
+    3.6.8: printable ASCII, no ":" or space) or a value that is not a str;
+    HeaderInjectionError (a MimeError) for CR, LF or NUL in either. A value
+    that passes can still be refused when the field is written, if its
+    written form would hold a control character that cannot be encoded
+    there (in an address or a MIME parameter).
+    """
+    check_name(name)
+    check_value(name, value)
 
 
 # unfolding (RFC 5322 section 2.2.3): a line break before white space, and
@@ -395,7 +411,7 @@ def parse_content_type(value: str, problems: list[str] | None = None
         return n if nxt == -1 else nxt + 1
 
     # the main value: type "/" subtype, comments allowed around each part
-    main, ok = "", False
+    main, ok, pos = "", False, n
     top = _PT_TOKEN.match(value, cfws(0))
     if top:
         slash = cfws(top.end())

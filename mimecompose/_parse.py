@@ -31,7 +31,8 @@ from typing import Callable, NamedTuple
 from ._codecs import decode_body, decode_rfc2231
 from ._errors import Defect, MimeError, ParseError
 from ._headers import parse_content_type, read_field_block
-from ._part import ParsedBuffer, Part, _Source
+from ._part import MESSAGES, ParsedBuffer, PartData, Source
+from ._serialize import Part
 
 __all__ = ["parse_bytes", "parse_file"]
 
@@ -39,7 +40,6 @@ _MAX_DEPTH = 64
 _KNOWN_ENCODINGS = frozenset({"7bit", "8bit", "binary", "quoted-printable", "base64",
                               "x-uuencode", "uuencode", "x-uue", "uue"})
 _IDENTITY = (None, "7bit", "8bit", "binary")
-_MESSAGES = ("message/rfc822", "message/global")
 _LINE_BREAK = re.compile(rb"[\r\n]")
 _CANDIDATE = re.compile(rb"[\r\n]--")      # a line break before a line that starts with "--"
 _BARE_CR = re.compile(rb"\r(?!\n)")
@@ -117,7 +117,7 @@ def _line_end(data: bytes, pos: int) -> int:
     return eol + 2 if data[eol:eol + 2] == b"\r\n" else eol + 1
 
 
-def _first_defect(part: Part) -> Defect | None:
+def _first_defect(part: PartData) -> Defect | None:
     if part.defects:
         return part.defects[0]
     for child in part._parts:
@@ -286,7 +286,7 @@ class _Parser:
                 if split:
                     return self._close(part, start, body_start, found), found
                 return self._leaf(part, start, body_start, found), found
-        elif content in _MESSAGES and depth < _MAX_DEPTH:
+        elif content in MESSAGES and depth < _MAX_DEPTH:
             if cte in _IDENTITY:
                 child, found = self.part(body_start, "text/plain", depth + 1)
                 part._parts = [child]
@@ -309,7 +309,7 @@ class _Parser:
         """Make ``part`` a leaf whose (still encoded) body ends at ``found``."""
         self._close(part, start, body_start, found)
         body, end = _span(part)
-        part._source = _Source(buf=self.buf, start=body, end=end)
+        part._source = Source(buf=self.buf, start=body, end=end)
         part._encoded = True
         return part
 
@@ -363,7 +363,7 @@ class _Parser:
             return False, found
         part.preamble = None if found.line == body_start else self.data[body_start:found.brk]
         default = _child_default(part)
-        children: list[Part] = []
+        children: list[PartData] = []
         while True:
             # ``found`` is a delimiter of this multipart, not the close delimiter.
             # A delimiter line right after another holds no part (there is no
@@ -394,11 +394,11 @@ class _Parser:
         return True, found
 
 
-def _span(part: Part) -> tuple[int, int]:
+def _span(part: PartData) -> tuple[int, int]:
     assert part._body_raw is not None
     return part._body_raw
 
 
-def _child_default(part: Part) -> str:
+def _child_default(part: PartData) -> str:
     # RFC 2046 section 5.1.5: in a digest the default type is message/rfc822
     return "message/rfc822" if part._content == "multipart/digest" else "text/plain"

@@ -1,49 +1,51 @@
-"""The MIME part tree: :class:`Part` and :func:`initialize` (tcllib ``mime``
-style).
+"""The data model of the MIME part tree: :class:`PartData`, what a part's
+bytes come from (:class:`Source`, :class:`ParsedBuffer`), and the choice of
+a built leaf's transfer encoding.
 
 A part is a leaf (its content comes from a string, bytes or a file) or a
 container (``multipart/*`` with child parts, ``message/rfc822`` with the one
 message it wraps). Parts built by the caller hold their content decoded and
 are encoded when serialised; parts read from a message hold the raw bytes
-and are decoded by :meth:`Part.getbody`.
+and are decoded by :meth:`PartData.getbody`.
+
+This module reads and changes parts; it neither parses nor writes them.
+The public class ``Part`` (in ``_serialize``) is :class:`PartData` plus the
+methods that write a part; ``_parse`` and ``_initialize`` build Parts.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import secrets
 import stat
-from typing import IO, Iterable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator, Literal, TypeVar, overload
 
-from ._args import HeaderArg, header_fields
-from ._codecs import (decode_body, encode_rfc2231, encode_words, field_decode, mime_charset,
-                      python_codec, quote_value)
+from ._codecs import decode_body, encode_rfc2231, encode_words, field_decode, python_codec, quote_value
 from ._errors import Defect, MimeError
-from ._headers import Field, Headers, check_name, check_value
+from ._headers import Field, Headers, check_name
 
-__all__ = ["ParsedBuffer", "Part", "initialize"]
+__all__ = ["MESSAGES", "RESERVED", "ParsedBuffer", "PartData", "Source", "scan_content"]
 
-ENCODINGS = ("7bit", "8bit", "binary", "quoted-printable", "base64")
 # tcllib refuses these in -header and setheader: they follow from the content.
-_RESERVED = {
+RESERVED = {
     "content-type": "use canonical= and params= instead of a Content-Type header",
     "content-transfer-encoding": "use encoding= instead of a Content-Transfer-Encoding header",
     "mime-version": "MIME-Version is written by the serialiser",
     "content-md5": "Content-MD5 is not supported (RFC 1864 is obsolete)",
 }
 _BLOCK = 65536
-_MESSAGES = ("message/rfc822", "message/global")   # containers of one message (RFC 2046 5.2.1, RFC 6532 3.7)
+MESSAGES = ("message/rfc822", "message/global")   # containers of one message (RFC 2046 5.2.1, RFC 6532 3.7)
 _BARE_EOL = re.compile(rb"(?<!\r)\n|\r(?!\n)")
 
 
-class _Source:
-    """Where a leaf's bytes come from: memory, a file path, or a slice of a
-    parsed buffer."""
+class Source:
+    """Where a leaf's bytes come from: memory (``data``), a file path
+    (``path``), or the slice ``start:end`` of a parsed buffer (``buf``)."""
 
     __slots__ = ("data", "path", "buf", "start", "end")
 
-    def __init__(self, data=None, path=None, buf=None, start=0, end=0) -> None:
+    def __init__(self, data: bytes | None = None, path: str | None = None,
+                 buf: "ParsedBuffer | None" = None, start: int = 0, end: int = 0) -> None:
         self.data = data
         self.path = path
         self.buf = buf
@@ -51,13 +53,20 @@ class _Source:
         self.end = end
 
     def size(self) -> int:
+        """The number of octets (a file's size as it is now)."""
         if self.data is not None:
             return len(self.data)
         if self.path is not None:
             return os.path.getsize(self.path)
         return self.end - self.start
 
+    def _buffer(self) -> "ParsedBuffer":
+        assert self.buf is not None   # neither data nor path: a slice of a parsed buffer
+        return self.buf
+
     def chunks(self, blocksize: int = _BLOCK) -> Iterator[bytes]:
+        """The octets in blocks; a file is opened and read as they are asked for.
+        Raises what ParsedBuffer.read raises."""
         if self.data is not None:
             data = self.data
             for i in range(0, len(data), blocksize * 16):
@@ -70,16 +79,18 @@ class _Source:
                         break
                     yield block
         else:
+            buf = self._buffer()
             for i in range(self.start, self.end, blocksize * 16):
-                yield self.buf.read(i, min(i + blocksize * 16, self.end))
+                yield buf.read(i, min(i + blocksize * 16, self.end))
 
     def read(self) -> bytes:
+        """All the octets at once. Raises what ParsedBuffer.read raises."""
         if self.data is not None:
             return bytes(self.data)
         if self.path is not None:
             with open(self.path, "rb") as fh:
                 return fh.read()
-        return self.buf.read(self.start, self.end)
+        return self._buffer().read(self.start, self.end)
 
 
 def _file_stamp(fh: IO[bytes]) -> tuple[int, int, int, int]:
@@ -168,6 +179,7 @@ class ParsedBuffer:
         return data
 
     def close(self) -> None:
+        """Close the file; every read raises MimeError afterwards."""
         if self._file is not None:
             self._file.close()
         self._data = None
@@ -175,13 +187,19 @@ class ParsedBuffer:
         self._closed = True
 
 
-class Part:
-    """One MIME part. Build one with :func:`initialize`.
+_P = TypeVar("_P", bound="PartData")
 
-    Read it with :meth:`getheader`, :meth:`getproperty` and :meth:`getbody`;
-    change its header with :meth:`setheader`; write it with
-    :meth:`buildmessage`, :meth:`copymessage` or :meth:`iterbytes`.
-    ``defects`` lists what was wrong in a parsed part.
+
+def _same(text: str) -> str:
+    return text
+
+
+class PartData:
+    """The data of one MIME part and the methods that read and change it.
+
+    Only its subclass ``Part`` (``_serialize``), which adds the methods that
+    write a part, is ever made: by ``_initialize`` and ``_parse``, which set
+    the attributes below. ``defects`` lists what was wrong in a parsed part.
     """
 
     def __init__(self) -> None:
@@ -189,9 +207,9 @@ class Part:
         self._content = "text/plain"
         self._params: dict[str, str] = {}
         self._encoding: str | None = None
-        self._source: _Source | None = None
+        self._source: Source | None = None
         self._encoded = False      # True: _source holds transfer-encoded bytes (parsed)
-        self._parts: list[Part] = []
+        self._parts: list[PartData] = []
         self._parsed: ParsedBuffer | None = None
         self._raw: tuple[int, int] | None = None   # whole part in the parsed buffer
         self._body_raw: tuple[int, int] | None = None
@@ -207,20 +225,50 @@ class Part:
 
     def _is_leaf(self) -> bool:
         return self._source is not None or not (
-            self._content.startswith("multipart/") or self._content in _MESSAGES and self._parts)
+            self._content.startswith("multipart/") or self._content in MESSAGES and self._parts)
 
-    def getheader(self, name: str | None = None, decode: bool = True):
+    @property
+    def parsed(self) -> bool:
+        """True for a part read from a message, False for a built one.
+
+        A parsed part's header is the fields it was read with: the
+        serialiser writes them as they are and adds no Content-Type,
+        Content-Transfer-Encoding or MIME-Version of its own.
+        """
+        return self._parsed is not None
+
+    @overload
+    def getheader(self, name: None = None, decode: bool = True) -> list[tuple[str, str]]: ...
+
+    @overload
+    def getheader(self, name: str, decode: bool = True) -> list[str]: ...
+
+    def getheader(self, name: str | None = None, decode: bool = True) -> list[str] | list[tuple[str, str]]:
         """Return every value of header ``name`` (RFC 2047 decoded), ``[]``
         when there is none. Without ``name``: every ``(name, value)`` pair
         in order. Content-Type and Content-Transfer-Encoding are included.
         ``decode=False`` gives the values as written (unfolded), which is
         what to parse addresses from."""
         fields = self._all_fields()
-        conv = field_decode if decode else (lambda v: v)
+        conv: Callable[[str], str] = field_decode if decode else _same
         if name is None:
             return [(f.name, conv(f.value)) for f in fields]
         lname = name.lower()
         return [conv(f.value) for f in fields if f.lname == lname]
+
+    def fields(self, decode: bool = True) -> list[tuple[str, str]]:
+        """The header fields the part holds, as ``(name, value)`` pairs in order.
+
+        For a parsed part, every field it was read with; for a built part,
+        the ones it was given (``header=``, :meth:`setheader`,
+        Content-Disposition) -- without the Content-Type,
+        Content-Transfer-Encoding and MIME-Version that are written from its
+        content, which :meth:`getheader` includes. Reading them never
+        touches the content. Values are RFC 2047 decoded, or as written
+        (unfolded) with ``decode=False``.
+        """
+        conv: Callable[[str], str] = field_decode if decode else _same
+        return [(f.name, conv(f.value)) for f in self._headers.fields]
 
     def _all_fields(self) -> list[Field]:
         if self._parsed is not None:
@@ -247,14 +295,20 @@ class Part:
             fields.append(Field("Content-Transfer-Encoding", cte))
         return fields
 
-    def getproperty(self, name: str | None = None):
+    @overload
+    def getproperty(self, name: None = None) -> dict[str, Any]: ...
+
+    @overload
+    def getproperty(self, name: str) -> Any: ...
+
+    def getproperty(self, name: str | None = None) -> Any:
         """Return tcllib's properties: ``content`` (type/subtype), ``encoding``
         (the Content-Transfer-Encoding), ``params`` (dict), and ``size``
         (octets of the decoded body) for a leaf or ``parts`` (list of Part)
         for a container. With ``name``, that one; MimeError for an unknown
         name, ``parts`` of a leaf, or ``size`` of a container."""
-        props = {"content": self._content, "encoding": self._effective_encoding(),
-                 "params": dict(self._params)}
+        props: dict[str, Any] = {"content": self._content, "encoding": self._effective_encoding(),
+                                 "params": dict(self._params)}
         if self._is_leaf():
             props["size"] = None
         else:
@@ -280,18 +334,22 @@ class Part:
             return self._source.size()
         return len(self.getbody())
 
-    def getbody(self, decode: bool = False):
+    @overload
+    def getbody(self, decode: Literal[False] = False) -> bytes: ...
+
+    @overload
+    def getbody(self, decode: bool) -> bytes | str: ...
+
+    def getbody(self, decode: bool = False) -> bytes | str:
         """Return the content of a leaf as bytes, transfer encoding undone.
 
         With ``decode=True`` a ``text/*`` body is returned as str, decoded
-        with its charset (undecodable bytes replaced). A ``message/rfc822``
-        part returns the bytes of the message it wraps. Raises MimeError for
-        a multipart.
+        with its charset (undecodable bytes replaced). Raises MimeError for
+        a part that has parts (``Part.getbody`` gives the bytes of the
+        message a ``message/rfc822`` part wraps).
         """
         self._check_alive()
         if self._source is None:
-            if self._content in _MESSAGES and self._parts:
-                return self._parts[0].buildmessage()
             raise MimeError(f"{self._content} has parts, not a body: use getproperty('parts')")
         data = self._source.read()
         if self._encoded:
@@ -319,8 +377,8 @@ class Part:
         self._check_alive()
         check_name(name)
         lname = name.lower()
-        if lname in _RESERVED:
-            raise MimeError(f"header {name} may not be set: {_RESERVED[lname]}")
+        if lname in RESERVED:
+            raise MimeError(f"header {name} may not be set: {RESERVED[lname]}")
         previous = [field_decode(v) for v in self._headers.get_all(name)]
         if mode == "write":
             self._headers.set(name, value)
@@ -333,29 +391,7 @@ class Part:
         self._dirty = True
         return previous
 
-    # ------------------------------------------------------------ writing
-
-    def iterbytes(self) -> Iterator[bytes]:
-        """Yield the message in CRLF form as a stream of byte chunks.
-
-        Memory stays bounded whatever the size of file-based bodies.
-        """
-        from ._serialize import iter_part
-        self._check_alive()
-        return iter_part(self, root=True)
-
-    def buildmessage(self) -> bytes:
-        """Return the whole message (headers and body) as CRLF bytes."""
-        return b"".join(self.iterbytes())
-
-    def copymessage(self, fileobj: IO[bytes]) -> int:
-        """Write the message to a binary file object in bounded memory;
-        returns the number of bytes written."""
-        total = 0
-        for chunk in self.iterbytes():
-            fileobj.write(chunk)
-            total += len(chunk)
-        return total
+    # ------------------------------------------------------------ life time
 
     def finalize(self) -> None:
         """Release the file (or memory map) a parsed tree holds, for this
@@ -366,10 +402,10 @@ class Part:
             self._parsed.close()
         self._finalized = True
 
-    def __enter__(self) -> "Part":
+    def __enter__(self: _P) -> _P:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.finalize()
 
     def _check_alive(self) -> None:
@@ -400,7 +436,7 @@ class Part:
         return self._auto
 
 
-def _scan_content(chunks: Iterable[bytes], text: bool = True) -> tuple[bool, bool, int, bool, int, int]:
+def scan_content(chunks: Iterable[bytes], text: bool = True) -> tuple[bool, bool, int, bool, int, int]:
     """Look through content once: (ascii, has NUL, longest line, has a bare
     CR or LF, octets QP must escape, total octets). With ``text=False`` it
     stops at the first non-ASCII octet (such content goes as base64)."""
@@ -444,7 +480,7 @@ def _scan_content(chunks: Iterable[bytes], text: bool = True) -> tuple[bool, boo
 _QP_ESCAPED = bytes(range(128, 256)) + b"="
 
 
-def _choose_encoding(part: Part) -> str:
+def _choose_encoding(part: PartData) -> str:
     """Pick the Content-Transfer-Encoding of a built leaf (RFC 2045 section 6).
 
     text/*: 7bit when ASCII with lines of at most 998 octets (RFC 5322
@@ -454,10 +490,11 @@ def _choose_encoding(part: Part) -> str:
     not scanned: they go as base64.
     """
     src = part._source
+    assert src is not None   # a leaf
     is_text = part._content.startswith("text/")
     if src.path is not None and not is_text:
         return "base64"
-    ascii_, nul, longest, bare, escapes, total = _scan_content(src.chunks(), is_text)
+    ascii_, nul, longest, bare, escapes, total = scan_content(src.chunks(), is_text)
     # line length is measured with the line break; 998 + CRLF = 1000
     if is_text:
         if ascii_ and not nul and longest <= 999:
@@ -467,179 +504,3 @@ def _choose_encoding(part: Part) -> str:
     if ascii_ and not nul and not bare and longest <= 999:
         return "7bit"
     return "base64"
-
-
-# RFC 2046 section 5.1.1: bchars, 1 to 70 of them, not ending in a space
-_BOUNDARY_RE = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
-
-
-def _new_boundary() -> str:
-    # "=_" cannot occur in base64 or quoted-printable text (RFC 2045 section 6.7:
-    # "=" is always followed by two hex digits or a line break), and 128 random
-    # bits make a collision with 7bit/8bit content vanishingly unlikely.
-    return "=_" + secrets.token_hex(16)
-
-
-def initialize(canonical: str | None = None, *, string: str | bytes | None = None,
-               file: str | os.PathLike | None = None, parts: Iterable[Part] | None = None,
-               params: dict[str, str] | None = None, encoding: str | None = None,
-               header: HeaderArg = (), disposition: str | None = None,
-               filename: str | None = None, strict: bool = False) -> Part:
-    """Create a MIME part (tcllib ``mime::initialize``).
-
-    With ``canonical`` (``"text/plain"``, ``"multipart/mixed"``...) a part is
-    built from exactly one of ``string`` (str or bytes), ``file`` (a path,
-    read only when the part is serialised) or ``parts`` (for ``multipart/*``
-    and ``message/rfc822``). Without ``canonical`` the ``string`` or ``file``
-    is parsed as a complete message; ``strict=True`` then raises ParseError
-    on the first defect instead of recording it.
-
-    ``params`` become Content-Type parameters (``charset`` defaults to UTF-8
-    for text). ``encoding`` forces a Content-Transfer-Encoding, else the
-    best one is chosen. ``header`` is a list of ``(name, value)`` pairs
-    or a mapping (TypeError for anything else, a string included).
-    ``disposition`` (``"attachment"``/``"inline"``) and ``filename`` write
-    Content-Disposition (RFC 2231 for non-ASCII names) and the ``name``
-    parameter of Content-Type (RFC 2047, for old readers).
-
-    Raises MimeError (a ValueError) for every misuse: not exactly one
-    content source, ``parts`` with a leaf type, ``encoding`` with ``parts``,
-    Content-Type or Content-Transfer-Encoding in ``header``, an unknown
-    encoding or charset, text the charset cannot encode, content that the
-    forced encoding cannot carry; HeaderInjectionError for CR/LF/NUL.
-    """
-    header = header_fields(header)   # pairs or a mapping; TypeError for other shapes
-    sources = [s for s in (string, file, parts) if s is not None]
-    if len(sources) != 1:
-        raise MimeError("specify exactly one of file=, parts= or string=")
-    if canonical is None:
-        if parts is not None:
-            raise MimeError("parts= needs canonical= (multipart/... or message/rfc822)")
-        for arg, label in ((params, "params"), (encoding, "encoding"), (disposition, "disposition"),
-                           (filename, "filename")):
-            if arg:
-                raise MimeError(f"{label}= needs canonical=; without it the input is parsed")
-        from ._parse import parse_bytes, parse_file
-        part = parse_file(file, strict) if file is not None else parse_bytes(string, strict)
-        for name, value in header:
-            part.setheader(name, value, mode="append")
-        return part
-
-    content = canonical.strip().lower()
-    if content.count("/") != 1 or not all(content.split("/")):
-        raise MimeError(f"canonical must be type/subtype, not {canonical!r}")
-    check_name(content.replace("/", ""))
-    part = Part()
-    part._content = content
-    params = dict(params or {})
-    for pname, pvalue in params.items():
-        check_name(pname)
-        check_value(pname, pvalue)
-    if encoding is not None:
-        encoding = encoding.lower()
-        if encoding not in ENCODINGS:
-            raise MimeError(f"unknown encoding {encoding!r}: one of {', '.join(ENCODINGS)}")
-    container = content.startswith("multipart/") or content == "message/rfc822"
-
-    if parts is not None:
-        if not container:
-            raise MimeError(f"{canonical} and parts= do not mix: parts need multipart/* or message/rfc822")
-        if encoding is not None:
-            raise MimeError("encoding= and parts= do not mix")
-        children = list(parts)
-        if not all(isinstance(p, Part) for p in children):
-            raise MimeError("parts= takes Part objects")
-        if content == "message/rfc822" and len(children) != 1:
-            raise MimeError("message/rfc822 wraps exactly one message part")
-        part._parts = children
-        if content.startswith("multipart/"):
-            if "boundary" in params and not _BOUNDARY_RE.fullmatch(params["boundary"]):
-                raise MimeError(f"boundary {params['boundary']!r}: 1 to 70 of the characters RFC 2046 "
-                                "section 5.1.1 allows (letters, digits, '()+_,-./:=? and space, not last)")
-            params.setdefault("boundary", _new_boundary())
-    elif content.startswith("multipart/"):
-        raise MimeError(f"{canonical} needs parts=")
-    elif content == "message/rfc822" and string is not None:
-        from ._parse import parse_bytes
-        part._parts = [parse_bytes(string, strict)]
-    elif string is not None:
-        part._source = _Source(data=_content_bytes(content, string, params))
-    else:
-        path = os.fspath(file)
-        if not os.path.isfile(path):
-            raise MimeError(f"file= {path!r} is not a readable file")
-        part._source = _Source(path=path)
-        if content.startswith("text/"):
-            params.setdefault("charset", "utf-8")
-
-    if filename is not None or disposition is not None:
-        if file is not None and filename is None:
-            filename = os.path.basename(os.fspath(file))
-        disposition = (disposition or "attachment").lower()
-        if disposition not in ("attachment", "inline"):
-            raise MimeError(f"disposition must be attachment or inline, not {disposition!r}")
-        value = disposition
-        if filename is not None:
-            check_value("filename", filename)
-            for seg in encode_rfc2231("filename", filename, quote=True):
-                value += "; " + seg
-            params.setdefault("name", filename)
-        part._headers.add("Content-Disposition", value)
-
-    part._params = params
-    for name, value in header:
-        check_name(name)
-        if name.lower() in _RESERVED:
-            raise MimeError(f"header {name} is not allowed in header=: {_RESERVED[name.lower()]}")
-        part._headers.add(name, value)
-
-    if encoding is not None:
-        _check_forced(part, encoding)
-        part._encoding = encoding
-    elif container:
-        part._encoding = None
-    return part
-
-
-def _content_bytes(content: str, string: str | bytes, params: dict[str, str]) -> bytes:
-    """Turn string= into the bytes to send, settling the charset of text."""
-    text = content.startswith("text/")
-    if isinstance(string, str):
-        if not text:
-            return string.encode("utf-8")
-        charset = params.setdefault("charset", "utf-8")
-        codec = python_codec(charset)
-        if codec is None:
-            raise MimeError(f"unknown charset {charset!r}")
-        mime_charset(charset)
-        try:
-            return string.encode(codec)
-        except UnicodeEncodeError as exc:
-            raise MimeError(f"the text cannot be encoded in {charset}: {exc.reason} at {exc.start}") from None
-    if isinstance(string, (bytes, bytearray, memoryview)):
-        data = bytes(string)
-        if text and "charset" not in params:
-            if data.isascii():
-                params["charset"] = "us-ascii"
-            else:
-                try:
-                    data.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise MimeError("text given as bytes that are not UTF-8 needs params={'charset': ...}") from None
-                params["charset"] = "utf-8"
-        return data
-    raise MimeError(f"string= takes str or bytes, not {type(string).__name__}")
-
-
-def _check_forced(part: Part, encoding: str) -> None:
-    """Refuse a forced encoding that cannot carry the content."""
-    if part._source is None or part._source.data is None or encoding not in ("7bit", "8bit"):
-        return
-    ascii_, nul, longest, _bare, _esc, _total = _scan_content([part._source.data])
-    if encoding == "7bit" and not ascii_:
-        raise MimeError("encoding 7bit cannot carry non-ASCII content: use quoted-printable or base64")
-    if nul:
-        raise MimeError(f"encoding {encoding} cannot carry NUL octets: use base64")
-    if longest > 999:
-        raise MimeError(f"encoding {encoding} cannot carry lines over 998 octets (RFC 5322 2.1.1)")
-

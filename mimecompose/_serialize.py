@@ -1,4 +1,6 @@
-"""Serialisation: a Part tree to a stream of CRLF byte chunks.
+"""Serialisation: a part tree to a stream of CRLF byte chunks, and
+:class:`Part`, the public class: the data model (``_part.PartData``) plus
+the methods that write it.
 
 Bodies are encoded block by block as they are read, so a message with a
 file attachment of any size is written in bounded memory. A part read from
@@ -7,23 +9,107 @@ a message and not changed since goes out as the bytes it was read from.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import IO, Iterable, Iterator, Literal, Protocol, overload
 
+from .args import HeaderArg, header_fields, one_or_many
 from ._codecs import Base64Encoder, LineBreakNormalizer, QuotedPrintableEncoder
-from ._headers import Field, format_field
-from ._part import Part
+from ._errors import MimeError
+from ._headers import Field, check_name, check_value, format_field
+from ._part import MESSAGES, RESERVED, PartData
 
-__all__ = ["iter_part"]
+__all__ = ["Part", "iter_part"]
 
 _CRLF = b"\r\n"
+# fields that follow from the content: iterbytes(add=, omit=) may not touch them
+# (MIME-Version may be added or left out: it stands for the version written)
+_FROM_CONTENT = frozenset(RESERVED) - {"mime-version"}
 
 
-def _clean(part: Part) -> bool:
+class Part(PartData):
+    """One MIME part. Build one with ``initialize`` (or ``compose``).
+
+    Read it with :meth:`getheader`, :meth:`fields`, :meth:`getproperty` and
+    :meth:`getbody`; change its header with :meth:`setheader`; write it with
+    :meth:`buildmessage`, :meth:`copymessage` or :meth:`iterbytes`.
+    ``defects`` lists what was wrong in a parsed part.
+    """
+
+    @overload
+    def getbody(self, decode: Literal[False] = False) -> bytes: ...
+
+    @overload
+    def getbody(self, decode: bool) -> bytes | str: ...
+
+    def getbody(self, decode: bool = False) -> bytes | str:
+        """Return the content of a leaf as bytes, transfer encoding undone.
+
+        With ``decode=True`` a ``text/*`` body is returned as str, decoded
+        with its charset (undecodable bytes replaced). A ``message/rfc822``
+        part returns the bytes of the message it wraps. Raises MimeError for
+        a multipart, and for a part that was finalized.
+        """
+        if self._source is None and self._content in MESSAGES and self._parts:
+            self._check_alive()
+            inner = self._parts[0]
+            inner._check_alive()
+            return b"".join(iter_part(inner, root=True))
+        return super().getbody(decode)
+
+    def iterbytes(self, *, add: HeaderArg = (), omit: str | Iterable[str] = (),
+                  seven_bit: bool = False) -> Iterator[bytes]:
+        """Yield the message in CRLF form as a stream of byte chunks.
+
+        Memory stays bounded whatever the size of file-based bodies. The
+        part itself is not changed by the options, which apply to the top
+        of the header: ``add`` fields (pairs or a mapping) are written
+        first, and a MIME-Version among them stands in for the one a built
+        message gets; fields named in ``omit`` (one name or several, any
+        case) are left out. ``seven_bit`` re-encodes 8bit and binary parts
+        as quoted-printable (text) or base64, for a transport without
+        8BITMIME (RFC 6152). Raises MimeError for a finalized part, an
+        invalid name, or Content-Type, Content-Transfer-Encoding or
+        Content-MD5 in ``add`` or ``omit`` (they follow from the content);
+        HeaderInjectionError for CR, LF or NUL; TypeError for arguments of
+        the wrong shape.
+        """
+        self._check_alive()
+        fields = header_fields(add, "add=")
+        for name, value in fields:
+            check_name(name)
+            check_value(name, value)
+            if name.lower() in _FROM_CONTENT:
+                raise MimeError(f"add= may not have {name}: {RESERVED[name.lower()]}")
+        omitted = one_or_many(omit, "omit=")
+        if not all(isinstance(name, str) for name in omitted):
+            raise TypeError(f"omit= takes field names (str), not {omitted!r}")
+        names = frozenset(name.lower() for name in omitted)
+        refused = names & _FROM_CONTENT
+        if refused:
+            raise MimeError(f"omit= may not leave out {', '.join(sorted(refused))}: it follows from the content")
+        return iter_part(self, root=True, add=fields, omit=names, seven_bit=seven_bit)
+
+    def buildmessage(self) -> bytes:
+        """Return the whole message (headers and body) as CRLF bytes.
+        Raises MimeError for a finalized part."""
+        return b"".join(self.iterbytes())
+
+    def copymessage(self, fileobj: IO[bytes]) -> int:
+        """Write the message to a binary file object in bounded memory;
+        returns the number of bytes written. Raises MimeError for a
+        finalized part."""
+        total = 0
+        for chunk in self.iterbytes():
+            fileobj.write(chunk)
+            total += len(chunk)
+        return total
+
+
+def _clean(part: PartData) -> bool:
     """True when ``part`` was parsed and nothing in it has been changed."""
     return part._parsed is not None and not part._dirty and all(_clean(p) for p in part._parts)
 
 
-def _raw(part: Part, span: tuple[int, int]) -> Iterator[bytes]:
+def _raw(part: PartData, span: tuple[int, int]) -> Iterator[bytes]:
     buf = part._parsed
     assert buf is not None
     start, end = span
@@ -39,7 +125,7 @@ def _raw(part: Part, span: tuple[int, int]) -> Iterator[bytes]:
     yield normalizer.flush()
 
 
-def _field_bytes(part: Part, field: Field) -> bytes:
+def _field_bytes(part: PartData, field: Field) -> bytes:
     if field.raw is None:
         return format_field(field.name, field.value)
     raw = field.raw
@@ -49,7 +135,7 @@ def _field_bytes(part: Part, field: Field) -> bytes:
     return raw if raw.endswith(b"\n") else raw + _CRLF
 
 
-def _seven_bit(part: Part) -> str | None:
+def _seven_bit(part: PartData) -> str | None:
     """With a 7-bit downgrade (RFC 6152 section 3: no 8BITMIME), the
     encoding this part must get instead of its own, or None to keep it."""
     encoding = part._effective_encoding()
@@ -66,7 +152,7 @@ def _seven_bit(part: Part) -> str | None:
     return "quoted-printable" if part._content.startswith("text/") else "base64"
 
 
-def iter_part(part: Part, root: bool = True, add: Iterable[tuple[str, str]] = (),
+def iter_part(part: PartData, root: bool = True, add: Iterable[tuple[str, str]] = (),
               omit: frozenset[str] = frozenset(), seven_bit: bool = False) -> Iterator[bytes]:
     """Yield ``part`` as CRLF bytes.
 
@@ -80,6 +166,7 @@ def iter_part(part: Part, root: bool = True, add: Iterable[tuple[str, str]] = ()
     fields = part._headers.fields
     recode = _seven_bit(part) if seven_bit else None
     if _clean(part) and not add and not seven_bit and not any(f.lname in omit for f in fields):
+        assert part._raw is not None   # set on every parsed part
         yield from _raw(part, part._raw)
         return
     out = [format_field(name, value) for name, value in add]
@@ -101,7 +188,7 @@ def iter_part(part: Part, root: bool = True, add: Iterable[tuple[str, str]] = ()
     yield from _iter_body(part, seven_bit, recode)
 
 
-def _iter_body(part: Part, seven_bit: bool = False, recode: str | None = None) -> Iterator[bytes]:
+def _iter_body(part: PartData, seven_bit: bool = False, recode: str | None = None) -> Iterator[bytes]:
     if recode and part._source is not None:
         if part._encoded:
             yield from _encode(iter([part.getbody()]), recode, part._content.startswith("text/"))
@@ -113,11 +200,12 @@ def _iter_body(part: Part, seven_bit: bool = False, recode: str | None = None) -
         return
     if part._source is not None:
         if part._encoded:
+            assert part._body_raw is not None   # set on every parsed part
             yield from _raw(part, part._body_raw)
         else:
             yield from _encode_leaf(part)
         return
-    if part._content in ("message/rfc822", "message/global"):
+    if part._content in MESSAGES:
         inner = iter_part(part._parts[0], root=True, seven_bit=seven_bit)
         encoding = part._encoding if part._parsed is not None else None
         if encoding in ("base64", "quoted-printable"):
@@ -144,7 +232,7 @@ def _iter_body(part: Part, seven_bit: bool = False, recode: str | None = None) -
         yield _CRLF
 
 
-def _crlf(part: Part, text: bytes) -> bytes:
+def _crlf(part: PartData, text: bytes) -> bytes:
     """A preamble or epilogue read from a message with LF or bare CR line
     breaks, with CRLF ones (what the parser read as line breaks)."""
     if part._parsed is None or part._parsed.crlf:
@@ -153,13 +241,21 @@ def _crlf(part: Part, text: bytes) -> bytes:
     return normalizer.feed(text) + normalizer.flush()
 
 
-def _encode_leaf(part: Part) -> Iterator[bytes]:
+def _encode_leaf(part: PartData) -> Iterator[bytes]:
     """Encode a built leaf's content with its Content-Transfer-Encoding."""
+    assert part._source is not None   # a leaf
     yield from _encode(part._source.chunks(), part._effective_encoding(), part._content.startswith("text/"))
+
+
+class _Encoder(Protocol):
+    def feed(self, data: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
 
 
 def _encode(chunks: Iterable[bytes], encoding: str, text: bool) -> Iterator[bytes]:
     """Encode content chunks with ``encoding``; text line breaks become CRLF."""
+    encoders: list[_Encoder]
     if encoding == "base64":
         encoders = [LineBreakNormalizer(_CRLF), Base64Encoder()] if text else [Base64Encoder()]
     elif encoding == "quoted-printable":

@@ -16,10 +16,14 @@ leaves, multiparts and encoded headers.
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import strategies as st
+from hypothesis.strategies import SearchStrategy
 
 from ._address import formataddress
-from ._part import Part, initialize
+from ._initialize import initialize
+from ._serialize import Part
 
 __all__ = ["address_lists", "addresses", "display_names", "header_texts", "mailboxes",
            "part_trees", "text_bodies"]
@@ -28,12 +32,12 @@ _ATEXT = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+
 _LABEL = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
-def _dot_atoms(alphabet: str, max_parts: int = 3):
+def _dot_atoms(alphabet: str, max_parts: int = 3) -> SearchStrategy[str]:
     atom = st.text(alphabet, min_size=1, max_size=10)
     return st.lists(atom, min_size=1, max_size=max_parts).map(".".join)
 
 
-def addresses(ascii_only: bool = True):
+def addresses(ascii_only: bool = True) -> SearchStrategy[str]:
     """``local@domain`` addresses (dot-atom local parts, hostname domains)."""
     local = _dot_atoms(_ATEXT)
     label = st.text(_LABEL, min_size=1, max_size=10)
@@ -43,7 +47,7 @@ def addresses(ascii_only: bool = True):
     return st.builds(lambda l, d: f"{l}@{d}", local, domain)
 
 
-def display_names():
+def display_names() -> SearchStrategy[str]:
     """Display names: ASCII words, punctuation that needs quoting, non-ASCII."""
     word = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x2FF,
                                  blacklist_categories=("Cc", "Cs", "Zs", "Zl", "Zp"),
@@ -53,17 +57,18 @@ def display_names():
         lambda s: "=?" not in s and "?=" not in s)
 
 
-def mailboxes(ascii_only: bool = True):
+def mailboxes(ascii_only: bool = True) -> SearchStrategy[tuple[str, str]]:
     """``(display_name, address)`` pairs; the name may be empty."""
     return st.tuples(st.one_of(st.just(""), display_names()), addresses(ascii_only))
 
 
-def address_lists(ascii_only: bool = True, max_size: int = 5):
+def address_lists(ascii_only: bool = True, max_size: int = 5) -> SearchStrategy[tuple[str, list[str]]]:
     """``(header_text, [address, ...])``: an address list as a header value
     (with groups now and then) and the addresses it holds, in order."""
 
-    def render(items):
-        texts, found = [], []
+    def render(items: list[tuple[str, Any]]) -> tuple[str, list[str]]:
+        texts: list[str] = []
+        found: list[str] = []
         for kind, payload in items:
             if kind == "mailbox":
                 name, addr = payload
@@ -84,22 +89,22 @@ def address_lists(ascii_only: bool = True, max_size: int = 5):
     return st.lists(item, min_size=1, max_size=max_size).map(render)
 
 
-def header_texts():
+def header_texts() -> SearchStrategy[str]:
     """Unstructured header text (Subject-like), non-ASCII and long ones included."""
     return st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=120).map(
         lambda s: " ".join(s.split()))
 
 
-def text_bodies():
+def text_bodies() -> SearchStrategy[str]:
     """Text content: any characters, any line breaks, long lines now and then."""
     return st.one_of(
-        st.text(st.characters(blacklist_categories=("Cs",)), max_size=300),
+        st.text(st.characters(blacklist_categories=["Cs"]), max_size=300),
         st.text("ab .=\t\r\n", max_size=300),
         st.builds(lambda n, c: c * n, st.integers(0, 1200), st.sampled_from("xé. ")),
     )
 
 
-def _leaves():
+def _leaves() -> SearchStrategy[Part]:
     text = st.builds(
         lambda body, sub, charset: initialize(f"text/{sub}", string=body, params={"charset": charset}),
         text_bodies(), st.sampled_from(["plain", "html"]), st.just("utf-8"))
@@ -110,11 +115,11 @@ def _leaves():
     return st.one_of(text, binary)
 
 
-def part_trees(max_leaves: int = 8):
+def part_trees(max_leaves: int = 8) -> SearchStrategy[Part]:
     """Built Part trees: leaves under multipart/mixed, alternative and
     related, now and then a message/rfc822, with a Subject and To on top."""
 
-    def extend(children):
+    def extend(children: SearchStrategy[Part]) -> SearchStrategy[Part]:
         multipart = st.builds(
             lambda sub, parts: initialize(f"multipart/{sub}", parts=parts),
             st.sampled_from(["mixed", "alternative", "related"]),
@@ -124,7 +129,7 @@ def part_trees(max_leaves: int = 8):
 
     tree = st.recursive(_leaves(), extend, max_leaves=max_leaves)
 
-    def top(part: Part, subject: str, to) -> Part:
+    def top(part: Part, subject: str, to: tuple[str, list[str]]) -> Part:
         if subject:
             part.setheader("Subject", subject)
         part.setheader("To", to[0])

@@ -14,19 +14,27 @@
 
 import importlib as _importlib
 import logging as _logging
+import typing as _typing
 
 from mimecompose import __version__
 
-from ._client import Client, connect, etrn, expand, help, verify
+from ._bulk import Outcome
+from ._channel import Event
+from ._client import Client, connect, etrn, expand, smtp_help, verify
 from ._data import MessageChanged
+from ._driver import TLSInfo
 from ._envelope import Envelope, envelope, transmitted
 from ._errors import (AllServersFailed, Attempt, AuthenticationError, DataRefused,
                       DeliveryUncertain, MessageTooBig, NotSupported, RecipientsRefused, Rejected,
                       RemoteProtocolError, ReplyError, SenderRefused, ServerUnavailable, SMTPError,
                       Timeout, TLSError, TLSRequired, TransportError, UsageError)
+from ._esmtp import Delivery
+from ._extensions import Extensions
 from ._reply import EnhancedStatus, Reply
-from ._send import sendmessage
-from ._session import Delivery, Event
+from ._sync import sendmessage
+
+if _typing.TYPE_CHECKING:   # for type checkers only: at run time it loads on first use (below)
+    from ._async import asendmessage
 
 # The library convention (urllib3, httpx): smtpsend logs to the "smtpsend"
 # logger (INFO per message sent, WARNING for a backup server, a downgrade, a
@@ -45,9 +53,11 @@ __all__ = [
     "EnhancedStatus",
     "Envelope",
     "Event",
+    "Extensions",
     "MessageChanged",
     "MessageTooBig",
     "NotSupported",
+    "Outcome",
     "RecipientsRefused",
     "Rejected",
     "RemoteProtocolError",
@@ -57,6 +67,7 @@ __all__ = [
     "SenderRefused",
     "ServerUnavailable",
     "TLSError",
+    "TLSInfo",
     "TLSRequired",
     "Timeout",
     "TransportError",
@@ -66,8 +77,8 @@ __all__ = [
     "envelope",
     "etrn",
     "expand",
-    "help",
     "sendmessage",
+    "smtp_help",
     "transmitted",
     "verify",
 ]

@@ -1,7 +1,7 @@
-"""The asyncio driver, and ``asendmessage``.
+"""The asyncio driver, and ``asendmessage`` -- failover pumped by it.
 
-The same dialogue (``_session.Session``) and the same failover
-(``_send.failover``) as the blocking sendmessage: this module only moves
+The same dialogue (smtpsend._session.Session) and the same failover
+(smtpsend._failover) as the blocking sendmessage: this module only moves
 bytes with asyncio streams, wraps TLS and applies the timeouts. A cancelled
 send closes its connection.
 """
@@ -9,18 +9,33 @@ send closes its connection.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import socket
 import ssl
-from typing import Any, Generator, Optional
+from typing import Any, Awaitable, Mapping, Optional, TypeVar, Union
 
-from ._errors import SMTPError, Timeout, TLSError, TransportError
+from ._driver import Action, Close, Connect, Deadline, Dialogue, Read, Resolve, Send, StartTLS, Steps, TLSInfo
+from ._envelope import Message
+from ._errors import Rejected, SMTPError, TransportError
+from ._esmtp import Delivery, Notify
+from ._failover import failover, plan
+from ._options import (Debug, EventHook, HeaderArg, Mechanisms, MonitorHook, Orcpt, Policy, Ports,
+                       ProgressHook, Recipients, Servers)
 from ._reply import Reply, ReplyBuffer
-from ._send import _plan, failover, sendmessage
-from ._session import Close, Connect, Deadline, Read, Resolve, Send, StartTLS, Steps, TLSInfo
-from ._sync import FirstBytes, connect_error, handshake_error
+from ._transport import FirstBytes, resolved, tls_info, transport_errors
 
 __all__ = ["AsyncDriver", "apump", "asendmessage", "start_tls"]
+
+T = TypeVar("T")
+
+
+async def _within(awaitable: Awaitable[T], seconds: float) -> T:
+    """``asyncio.wait_for``, a timeout raised as the builtin TimeoutError
+    (asyncio's own is another class before Python 3.11), so that
+    transport_errors maps it as it maps a socket timeout."""
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except asyncio.TimeoutError:
+        raise TimeoutError from None
 
 
 class AsyncDriver:
@@ -34,7 +49,8 @@ class AsyncDriver:
         self._replies = ReplyBuffer()
         self._first = FirstBytes()
 
-    async def perform(self, action: Any) -> Any:
+    async def perform(self, action: Action) -> Any:
+        """Do one action; TypeError for an unknown one."""
         if isinstance(action, Resolve):
             return await self._resolve(action)
         if isinstance(action, Connect):
@@ -50,49 +66,42 @@ class AsyncDriver:
             return await self._starttls(action.timeout)
         raise TypeError(f"unknown action {action!r}")
 
-    async def _resolve(self, action: Resolve) -> list:
+    def _streams(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._reader is None or self._writer is None:
+            raise TransportError("no connection is open")
+        return self._reader, self._writer
+
+    async def _resolve(self, action: Resolve) -> list[tuple[int, tuple[Any, ...]]]:
         loop = asyncio.get_running_loop()
-        try:
+        with transport_errors("resolve", host=action.host, port=action.port):
             infos = await loop.getaddrinfo(action.host, action.port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError) as exc:
-            raise TransportError(f"cannot resolve {action.host!r}: {exc}") from None
-        return [(family, sockaddr) for family, _t, _p, _n, sockaddr in infos]
+        return resolved(infos)
 
     async def _connect(self, action: Connect) -> None:
         await self.aclose()
         address, port = action.sockaddr[0], action.sockaddr[1]
-        try:
-            self._reader, self._writer = await asyncio.wait_for(
+        with transport_errors("connect", timeout=action.timeout, host=address, port=port):
+            self._reader, self._writer = await _within(
                 asyncio.open_connection(address, port, family=action.family), action.timeout)
-        except asyncio.TimeoutError:
-            raise Timeout(f"connect to {address} port {port} timed out after {action.timeout} s") from None
-        except OSError as exc:
-            raise connect_error(exc, address, port) from exc
         self._host = action.host
         self._replies = ReplyBuffer()
         self._first = FirstBytes()
 
     async def _send(self, action: Send) -> None:
+        _, writer = self._streams()
         blocks = [action.data] if isinstance(action.data, (bytes, bytearray)) else action.data
-        try:
+        with transport_errors("send", timeout=action.timeout):
             for block in blocks:
-                self._writer.write(block)
-                await asyncio.wait_for(self._writer.drain(), action.timeout)
-        except asyncio.TimeoutError:
-            raise Timeout(f"server did not take data for {action.timeout} s") from None
-        except (OSError, ssl.SSLError) as exc:
-            raise TransportError(f"connection lost while sending: {exc}") from exc
+                writer.write(block)
+                await _within(writer.drain(), action.timeout)
 
     async def _read(self, count: int, timeout: float) -> list[Reply]:
+        reader, _ = self._streams()
         deadline = Deadline(timeout)
         while not self._replies.have(count):
-            try:
-                left = deadline.remaining()   # first: a Timeout here leaves no coroutine unawaited
-                data = await asyncio.wait_for(self._reader.read(65536), left)
-            except asyncio.TimeoutError:
-                raise deadline.expired() from None
-            except (OSError, ssl.SSLError) as exc:
-                raise TransportError(f"connection lost: {exc}") from exc
+            left = deadline.remaining()   # first: a Timeout here leaves no coroutine unawaited
+            with transport_errors("read", deadline=deadline):
+                data = await _within(reader.read(65536), left)
             if not data:
                 raise TransportError(self._replies.closed_message())
             self._first.check(data)
@@ -103,21 +112,16 @@ class AsyncDriver:
         # RFC 3207 section 4.2: discard everything received before the
         # handshake -- our replies, and the old stream reader with whatever
         # it still holds: TLS gets a fresh reader.
+        _, writer = self._streams()
         self._replies.reset()
         self._first.done()
         context = self._context or ssl.create_default_context()
-        try:
-            self._reader, self._writer = await asyncio.wait_for(
-                start_tls(self._writer, context, server_hostname=self._host), timeout)
-        except asyncio.TimeoutError:
-            raise TLSError(f"TLS handshake timed out after {timeout} s") from None
-        except (ssl.SSLError, OSError) as exc:
-            raise handshake_error(exc) from exc
-        ssl_object = self._writer.get_extra_info("ssl_object")
-        version = ssl_object.version()
-        binding = ssl_object.get_channel_binding("tls-unique") if version == "TLSv1.2" else None
-        cipher = ssl_object.cipher()
-        return TLSInfo(version, cipher[0] if cipher else None, binding, ssl_object.getpeercert())
+        with transport_errors("handshake", timeout=timeout):
+            reader, tls_writer = await _within(start_tls(writer, context, server_hostname=self._host), timeout)
+        self._reader, self._writer = reader, tls_writer
+        ssl_object = tls_writer.get_extra_info("ssl_object")
+        assert isinstance(ssl_object, ssl.SSLObject)
+        return tls_info(ssl_object)
 
     async def aclose(self) -> None:
         """Close the connection and wait until the socket is really closed
@@ -135,7 +139,7 @@ class AsyncDriver:
             raise
 
 
-async def start_tls(writer: asyncio.StreamWriter, context: ssl.SSLContext, server_hostname=None,
+async def start_tls(writer: asyncio.StreamWriter, context: ssl.SSLContext, server_hostname: Optional[str] = None,
                     server_side: bool = False) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Upgrade a stream connection to TLS; returns a new reader and writer.
 
@@ -148,15 +152,17 @@ async def start_tls(writer: asyncio.StreamWriter, context: ssl.SSLContext, serve
     protocol = asyncio.StreamReaderProtocol(reader)
     transport = await loop.start_tls(writer.transport, protocol, context, server_side=server_side,
                                      server_hostname=None if server_side else server_hostname)
+    if transport is None:   # the loop lost the connection during the handshake
+        raise ConnectionResetError("connection closed during the TLS handshake")
     protocol.connection_made(transport)
     tls_writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     # The old writer shares the raw transport under TLS, and StreamWriter.__del__
     # closes its transport: keep it alive as long as the new one.
-    tls_writer._plaintext_writer = writer
+    setattr(tls_writer, "_plaintext_writer", writer)
     return reader, tls_writer
 
 
-async def apump(dialogue: Generator, driver: AsyncDriver) -> Any:
+async def apump(dialogue: Dialogue[T], driver: AsyncDriver) -> T:
     """pump() for asyncio: the same steps, each performed with ``await``."""
     steps = Steps(dialogue)
     for action in steps:
@@ -167,25 +173,30 @@ async def apump(dialogue: Generator, driver: AsyncDriver) -> Any:
     return steps.result
 
 
-_SIGNATURE = inspect.signature(sendmessage)
-
-
-async def asendmessage(*args, **kwargs):
+async def asendmessage(part: Message, *, servers: Servers = ("localhost",), ports: Ports = None,
+                       client: Optional[str] = None, originator: Optional[str] = None,
+                       recipients: Recipients = None, header: HeaderArg = (), atleastone: bool = False,
+                       queue: bool = False, usetls: bool = True, tlsimport: Optional[bool] = None,
+                       tlspolicy: Policy = None, ssl_context: Optional[ssl.SSLContext] = None,
+                       username: Optional[str] = None, password: Optional[str] = None,
+                       token: Optional[str] = None, mechanisms: Mechanisms = None, maxsecs: float = 120,
+                       timeout: Optional[float] = None, debug: Debug = False, ret: Optional[str] = None,
+                       envid: Optional[str] = None, notify: Union[Notify, Mapping[str, Notify], None] = None,
+                       orcpt: Orcpt = None, require_dsn: bool = False, deliverby: Optional[str] = None,
+                       priority: Optional[int] = None, requiretls: bool = False,
+                       mail_auth: Optional[str] = None, delivery: Optional[Delivery] = None,
+                       events: Optional[EventHook] = None, monitor: Optional[MonitorHook] = None,
+                       monitor_headers: bool = False, progress: Optional[ProgressHook] = None) -> list[Rejected]:
     """sendmessage for asyncio: the same arguments, result and errors.
 
     Safe to call inside a running loop and many times at once; cancelling
     it closes the connection it had open.
     """
-    bound = _SIGNATURE.bind(*args, **kwargs)
-    bound.apply_defaults()
-    arguments = dict(bound.arguments)
-    ssl_context = arguments.pop("ssl_context")
-    plan = _plan(**arguments)
+    arguments = dict(locals())
+    del arguments["part"], arguments["ssl_context"]
+    checked = plan(part, **arguments)
     driver = AsyncDriver(ssl_context)
     try:
-        return await apump(failover(plan), driver)
+        return await apump(failover(checked), driver)
     finally:
         await asyncio.shield(driver.aclose())
-
-
-asendmessage.__signature__ = _SIGNATURE

@@ -7,30 +7,42 @@
             smtp.sendmessage(part)
 
 The connection is opened (greeting, EHLO, STARTTLS, AUTH) once; each
-message is one transaction of the same dialogue sendmessage uses. A
-connection the server closed between messages is opened again.
+message is one transaction of the same dialogue sendmessage uses
+(smtpsend._session.Session, pumped by the blocking driver). A connection
+the server closed between messages is opened again.
 """
 
 from __future__ import annotations
 
 import ssl
+import sys
 import time
-from typing import Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NoReturn, Optional, TypeVar, Union
 
-from mimecompose._args import HeaderArg
-
-from ._data import MessageChanged, MessageData, data_blocks
+from . import _verdicts as verdict
+from ._bulk import Outcome
+from ._channel import log_sent, message_id
+from ._data import MessageChanged, MessageData
+from ._driver import Dialogue, Timeouts
 from ._envelope import HIDDEN, Message, as_part, prepare
-from ._errors import (AllServersFailed, Attempt, DeliveryUncertain, NotSupported, Rejected, SMTPError,
-                      TransportError, UsageError)
+from ._errors import AllServersFailed, Attempt, NotSupported, Rejected, SMTPError, UsageError, locate
+from ._esmtp import Delivery, Notify
 from ._extensions import Extensions
+from ._options import (ConnectOptions, Debug, EventHook, HeaderArg, Mechanisms, MonitorHook, Orcpt, Policy,
+                       ProgressHook, client_name, credentials, delivery as one_delivery, implicit_tls,
+                       mechanisms as mechanism_list, parse_server, tls_policy, tracer)
 from ._reply import Reply
-from ._send import (_client_name, _credentials, _delivery, _implicit, _mechanisms, _policy_arg, _tracer,
-                    log_sent, message_id, parse_server, resolve)
-from ._session import Delivery, Send, Session, Timeouts
-from ._sync import SyncConnection, pump
+from ._session import Session
+from ._sync import SyncConnection, pump, resolve
 
-__all__ = ["Client", "connect", "etrn", "expand", "help", "verify"]
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+elif TYPE_CHECKING:  # pragma: no cover
+    from typing_extensions import Unpack   # for type checkers on 3.10 (the annotations are strings)
+
+__all__ = ["Client", "connect", "etrn", "expand", "smtp_help", "verify"]
+
+T = TypeVar("T")
 
 
 class Client:
@@ -38,23 +50,28 @@ class Client:
 
     ``tlsimport=None``: implicit TLS on port 465, STARTTLS elsewhere. The
     password and token are held as Secret: no repr, vars() or pickle of a
-    Client shows them (pickling one raises TypeError).
+    Client shows them (pickling one raises TypeError). ``session`` is the
+    dialogue of the open connection (None while closed).
     """
 
     def __init__(self, host: str, port: int, *, client: str, usetls: bool, tlsimport: Optional[bool],
-                 tlspolicy, ssl_context: Optional[ssl.SSLContext], username: Optional[str],
-                 password: Any, token: Any, timeouts: Timeouts, trace,
-                 mechanisms: Optional[list[str]] = None, **hooks) -> None:
+                 tlspolicy: Policy, ssl_context: Optional[ssl.SSLContext], username: Optional[str],
+                 password: Optional[str], token: Optional[str], timeouts: Timeouts,
+                 trace: Optional[Callable[[str], None]], mechanisms: Optional[list[str]] = None,
+                 events: Optional[EventHook] = None, monitor: Optional[MonitorHook] = None,
+                 monitor_headers: bool = False, progress: Optional[ProgressHook] = None,
+                 trace_notes: bool = False) -> None:
         self.host = host
         self.port = port
-        password, token = _credentials(username, password, token)
-        self._options = dict(client=client, usetls=usetls, implicit_tls=_implicit(tlsimport, usetls, port),
-                             tlspolicy=tlspolicy, username=username, password=password, token=token,
-                             host=host, port=port, mechanisms=mechanisms, timeouts=timeouts, trace=trace,
-                             **hooks)
+        secret_password, secret_token = credentials(username, password, token)
+        self._options: dict[str, Any] = dict(
+            client=client, usetls=usetls, implicit_tls=implicit_tls(tlsimport, usetls, port),
+            tlspolicy=tlspolicy, username=username, password=secret_password, token=secret_token, host=host,
+            port=port, mechanisms=mechanisms, timeouts=timeouts, trace=trace, events=events, monitor=monitor,
+            monitor_headers=monitor_headers, progress=progress, trace_notes=trace_notes)
         self._ssl_context = ssl_context
         self._timeouts = timeouts
-        self._trace = trace
+        self._note = trace if trace_notes else None   # where "* " notes go
         self._connection: Optional[SyncConnection] = None
         self.session: Optional[Session] = None
 
@@ -66,82 +83,95 @@ class Client:
         for family, sockaddr in resolve(self.host, self.port):
             session = Session(**self._options)
             try:
-                if self._options.get("trace_notes") and self._trace:
-                    self._trace(f"* connecting to {sockaddr[0]} port {self.port}")
+                if self._note:
+                    self._note(f"* connecting to {sockaddr[0]} port {self.port}")
                 connection = SyncConnection.open(sockaddr, family, self._timeouts.connect, self.host,
                                                  self._ssl_context)
             except SMTPError as exc:
-                exc.server, exc.port, exc.stage = self.host, self.port, session.stage
-                last = exc
+                last = locate(exc, self.host, self.port, session.stage)
                 continue
             try:
                 pump(session.open(), connection)
             except SMTPError as exc:
                 connection.close()
-                exc.server, exc.port, exc.stage = self.host, self.port, session.stage
-                raise
+                raise locate(exc, self.host, self.port, session.stage)
             self._connection, self.session = connection, session
             return self
+        assert last is not None   # resolve() returns at least one address or raises
         raise last
 
-    def sendmessage(self, part: Message, originator: Optional[str] = None, recipients=None,
-                    header: HeaderArg = (), atleastone: bool = False,
-                    delivery: Optional[Delivery] = None, **esmtp) -> list[Rejected]:
+    def _open_session(self) -> tuple[Session, SyncConnection]:
+        """The open connection's session and socket, opened when closed."""
+        if self._connection is None or self.session is None:
+            self.open()
+        assert self.session is not None and self._connection is not None
+        return self.session, self._connection
+
+    def sendmessage(self, part: Message, *, originator: Optional[str] = None,
+                    recipients: Union[str, Iterable[str], None] = None, header: HeaderArg = (),
+                    atleastone: bool = False, delivery: Optional[Delivery] = None, ret: Optional[str] = None,
+                    envid: Optional[str] = None, notify: Union[Notify, Mapping[str, Notify], None] = None,
+                    orcpt: Orcpt = None, require_dsn: bool = False, deliverby: Optional[str] = None,
+                    priority: Optional[int] = None, requiretls: bool = False,
+                    mail_auth: Optional[str] = None) -> list[Rejected]:
         """Send one message over this connection (as smtpsend.sendmessage,
-        without failover; ``esmtp`` takes the Delivery options: ret, envid,
-        notify, orcpt, require_dsn, deliverby, priority, requiretls,
-        mail_auth, or all of them as one ``delivery=``). A connection found
-        closed before any of the message was sent is opened again once."""
-        options = _delivery(delivery, atleastone=atleastone, **esmtp)
+        without failover; the Delivery options -- ret, envid, notify, orcpt,
+        require_dsn, deliverby, priority, requiretls, mail_auth -- one by
+        one or all as one ``delivery=``). A connection found closed before
+        any of the message was sent is opened again once."""
+        options = one_delivery(delivery, atleastone=atleastone, ret=ret, envid=envid, notify=notify,
+                               orcpt=orcpt, require_dsn=require_dsn, deliverby=deliverby, priority=priority,
+                               requiretls=requiretls, mail_auth=mail_auth)
         message = as_part(part)
-        prepared = prepare(message, originator, recipients, header, client=self._options["client"])
+        prepared = prepare(message, originator=originator, recipients=recipients, header=header,
+                           client=self._options["client"])
         data = MessageData.from_part(message, prepared.add, prepared.omit)
         started = time.monotonic()
         for retry in (True, False):
-            if self._connection is None:
-                self.open()
-            session = self.session
+            session, connection = self._open_session()
             try:
-                rejected = pump(session.deliver(prepared.envelope, data, options), self._connection)
-                log_sent(message_id(prepared, message), len(prepared.envelope.recipients), rejected,
-                         self.host, self.port, started, [])
-                return rejected
+                rejected = pump(session.deliver(prepared.envelope, data, options), connection)
             except SMTPError as exc:
-                exc.server, exc.port, exc.stage = self.host, self.port, session.stage
-                stale = isinstance(exc, TransportError) and session.stage == "mail"
+                locate(exc, self.host, self.port, session.stage)
                 self._drop()
-                if not (stale and retry):
+                if not (retry and verdict.stale(exc, session.stage)):
                     raise
-                if self._options.get("trace_notes") and self._trace:
-                    self._trace("* connection was closed by the server; opening it again")
+                if self._note:
+                    self._note("* connection was closed by the server; opening it again")
+                continue
             except MessageChanged:
                 self._drop()   # the transaction is unfinished: closing makes the server discard it
                 raise
-        raise AssertionError("unreachable")
+            log_sent(message_id(prepared, message), len(prepared.envelope.recipients), rejected,
+                     self.host, self.port, started, [])
+            return rejected
+        raise AssertionError("unreachable: the second try raises or returns")
 
-    def sendmessages(self, parts: Iterable[Message], atleastone: bool = True, window: int = 16,
-                     **esmtp) -> list:
+    def sendmessages(self, parts: Iterable[Message], *, atleastone: bool = True, window: int = 16,
+                     ret: Optional[str] = None, envid: Optional[str] = None,
+                     notify: Union[Notify, Mapping[str, Notify], None] = None, orcpt: Orcpt = None,
+                     require_dsn: bool = False, deliverby: Optional[str] = None, priority: Optional[int] = None,
+                     requiretls: bool = False, mail_auth: Optional[str] = None) -> list[Outcome]:
         """Send many messages, pipelined back to back where the server
         allows (PIPELINING and CHUNKING, with ``atleastone``), else one
         after the other. Returns one outcome per message, in order: its
         rejected-recipients list, or the SMTPError it met (nothing is
         raised for a single message's failure; bad input raises
         UsageError before anything is sent)."""
-        options = Delivery(atleastone=atleastone, **esmtp)
+        options = Delivery(atleastone=atleastone, ret=ret, envid=envid, notify=notify, orcpt=orcpt,
+                           require_dsn=require_dsn, deliverby=deliverby, priority=priority,
+                           requiretls=requiretls, mail_auth=mail_auth)
         batch = []
         for part in parts:
             message = as_part(part)
             prepared = prepare(message, client=self._options["client"])
             batch.append((prepared.envelope, MessageData.from_part(message, prepared.add, prepared.omit)))
-        if self._connection is None:
-            self.open()
-        session = self.session
+        session, _ = self._open_session()
         outcomes = self._run(session.deliver_many(batch, options, window))
         for outcome in outcomes:
             if isinstance(outcome, SMTPError):
-                outcome.server, outcome.port = self.host, self.port
-                outcome.stage = outcome.stage or "data"
-        if any(isinstance(o, (TransportError, DeliveryUncertain, MessageChanged)) for o in outcomes):
+                locate(outcome, self.host, self.port, outcome.stage or "data")
+        if any(verdict.connection_unusable(o) for o in outcomes):
             self._drop()
         return outcomes
 
@@ -149,14 +179,15 @@ class Client:
     # Each returns the server's Reply, positive or not (scsh and smtplib
     # style); only the connection's own failures raise.
 
-    def _run(self, dialogue):
-        if self._connection is None:
-            self.open()
+    def _run(self, dialogue: Dialogue[T]) -> T:
+        """Pump ``dialogue`` over the open connection; an error that leaves
+        the connection unusable closes it."""
+        session, connection = self._open_session()
         try:
-            return pump(dialogue, self._connection)
+            return pump(dialogue, connection)
         except SMTPError as exc:
-            exc.server, exc.port, exc.stage = self.host, self.port, self.session.stage
-            if isinstance(exc, TransportError):
+            locate(exc, self.host, self.port, session.stage)
+            if verdict.connection_unusable(exc):
                 self._drop()
             raise
         except MessageChanged:
@@ -165,42 +196,39 @@ class Client:
 
     def command(self, line: str) -> Reply:
         """Send one command line; returns the reply. UsageError for CR/LF/NUL."""
-        return self._run(self.session._command(line, self._timeouts.command))
+        session, _ = self._open_session()
+        return self._run(session.command(line))
 
     def ehlo(self, name: Optional[str] = None) -> Extensions:
         """EHLO again (HELO when EHLO is refused); returns the extensions."""
-        if name is not None:
-            self.session.client = name
-        self._run(self.session._hello())
-        return self.session.extensions
+        session, _ = self._open_session()
+        return self._run(session.hello(name))
 
     def helo(self, name: Optional[str] = None) -> Reply:
-        return self.command(f"HELO {name or self.session.client}")
+        """HELO (as ``name``, else the client name); returns the reply."""
+        session, _ = self._open_session()
+        return self.command(f"HELO {name or session.client}")
 
     def starttls(self) -> None:
         """Upgrade now with STARTTLS (if not encrypted yet); fails rather
         than going on in plaintext."""
-        session = self.session
-        session.usetls, policy = True, session.tlspolicy
-        session.tlspolicy = "secure"
-        try:
-            self._run(session._negotiate_tls())
-        finally:
-            session.tlspolicy = policy
+        session, _ = self._open_session()
+        self._run(session.starttls())
 
-    def login(self, username: str, password: Optional[str] = None, token: Optional[str] = None) -> None:
+    def login(self, username: str, password: Optional[str] = None, *, token: Optional[str] = None) -> None:
         """AUTH with the strongest mechanism offered (see sendmessage).
         UsageError, before anything is sent, for credentials that cannot be
         sent (the message never shows them)."""
-        secret_password, secret_token = _credentials(username, password, token)
-        session = self.session
-        session.username, session._password, session._token = username, secret_password, secret_token
-        self._run(session._authenticate())
+        secret_password, secret_token = credentials(username, password, token)
+        session, _ = self._open_session()
+        self._run(session.login(username, secret_password, secret_token))
 
-    def mail(self, sender: str, params: Iterable[str] = ()) -> Reply:
+    def mail(self, sender: str, *, params: Iterable[str] = ()) -> Reply:
+        """MAIL FROM:<sender> with ``params``; returns the reply."""
         return self.command(f"MAIL FROM:<{sender}>" + "".join(" " + p for p in params))
 
-    def rcpt(self, address: str, params: Iterable[str] = ()) -> Reply:
+    def rcpt(self, address: str, *, params: Iterable[str] = ()) -> Reply:
+        """RCPT TO:<address> with ``params``; returns the reply."""
         return self.command(f"RCPT TO:<{address}>" + "".join(" " + p for p in params))
 
     def data(self, message: Message) -> Reply:
@@ -208,20 +236,15 @@ class Client:
         reply, or the refusal of DATA itself."""
         part = as_part(message)
         data = MessageData.from_part(part, omit=HIDDEN)   # Bcc is never transmitted
-
-        def dialogue():
-            reply = yield from self.session._command("DATA", self._timeouts.data_start)
-            if reply.code != 354:
-                return reply
-            yield Send(data_blocks(data.chunks()), self._timeouts.data_block)
-            [final] = yield from self.session._read(1, self._timeouts.final)
-            return final
-        return self._run(dialogue())
+        session, _ = self._open_session()
+        return self._run(session.data(data))
 
     def rset(self) -> Reply:
+        """RSET; returns the reply."""
         return self.command("RSET")
 
     def noop(self) -> Reply:
+        """NOOP; returns the reply."""
         return self.command("NOOP")
 
     def vrfy(self, address: str) -> Reply:
@@ -230,34 +253,42 @@ class Client:
         return self.command(f"VRFY {address}")
 
     def expn(self, name: str) -> Reply:
+        """EXPN (RFC 5321 section 3.5): the members of a mailing list."""
         return self.command(f"EXPN {name}")
 
     def help(self, topic: Optional[str] = None) -> Reply:
+        """HELP [topic]; returns the reply."""
         return self.command("HELP" + (f" {topic}" if topic else ""))
 
     def etrn(self, node: str) -> Reply:
         """ETRN (RFC 1985): ask the server to run its queue for ``node``
         (a domain, ``@domain`` or ``#queue``). NotSupported if not offered."""
-        if "ETRN" not in self.session.extensions:
+        session, _ = self._open_session()
+        if "ETRN" not in session.extensions:
             raise NotSupported("the server does not offer ETRN")
         return self.command(f"ETRN {node}")
 
     def quit(self) -> None:
+        """QUIT and close (as close())."""
         self.close()
 
-    def _obsolete(self, verb: str, why: str):
+    def _obsolete(self, verb: str, why: str) -> NoReturn:
         raise NotSupported(f"{verb} is not supported: {why}")
 
-    def send(self, *args):
+    def send(self, *args: object) -> NoReturn:
+        """Not supported: RFC 5321 removed SEND."""
         self._obsolete("SEND", "RFC 5321 removed SEND, SOML and SAML (terminal delivery is gone)")
 
-    def soml(self, *args):
+    def soml(self, *args: object) -> NoReturn:
+        """Not supported: RFC 5321 removed SOML."""
         self._obsolete("SOML", "RFC 5321 removed SEND, SOML and SAML (terminal delivery is gone)")
 
-    def saml(self, *args):
+    def saml(self, *args: object) -> NoReturn:
+        """Not supported: RFC 5321 removed SAML."""
         self._obsolete("SAML", "RFC 5321 removed SEND, SOML and SAML (terminal delivery is gone)")
 
-    def turn(self, *args):
+    def turn(self, *args: object) -> NoReturn:
+        """Not supported: RFC 2821 removed TURN."""
         self._obsolete("TURN", "RFC 2821 removed TURN: it let anyone take another host's mail; "
                                "use ETRN (RFC 1985)")
 
@@ -269,7 +300,7 @@ class Client:
 
     def close(self) -> None:
         """QUIT and close the connection (quietly if it is already gone)."""
-        if self._connection is not None:
+        if self._connection is not None and self.session is not None:
             try:
                 pump(self.session.quit(), self._connection)
             finally:
@@ -278,16 +309,17 @@ class Client:
     def __enter__(self) -> "Client":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
 def connect(server: str = "localhost", port: Optional[int] = None, *, client: Optional[str] = None,
-            usetls: bool = True, tlsimport: Optional[bool] = None, tlspolicy=None,
+            usetls: bool = True, tlsimport: Optional[bool] = None, tlspolicy: Policy = None,
             ssl_context: Optional[ssl.SSLContext] = None, username: Optional[str] = None,
-            password: Optional[str] = None, token: Optional[str] = None, mechanisms=None,
-            timeout: Optional[float] = None, maxsecs: float = 120, debug=False, events=None,
-            monitor=None, monitor_headers: bool = False, progress=None) -> Client:
+            password: Optional[str] = None, token: Optional[str] = None, mechanisms: Mechanisms = None,
+            timeout: Optional[float] = None, maxsecs: float = 120, debug: Debug = False,
+            events: Optional[EventHook] = None, monitor: Optional[MonitorHook] = None,
+            monitor_headers: bool = False, progress: Optional[ProgressHook] = None) -> Client:
     """Open a connection to ``server`` (``host``, ``host:port`` or
     ``[v6]:port``) for several messages. The options mean what they mean
     for sendmessage (``tlsimport=None``: implicit TLS on port 465, STARTTLS
@@ -296,54 +328,56 @@ def connect(server: str = "localhost", port: Optional[int] = None, *, client: Op
     if tlsimport and not usetls:
         raise UsageError("tlsimport=True and usetls=False contradict each other")
     host, port = parse_server(server, port, 465 if tlsimport else 25)
-    trace, notes = _tracer(debug)
-    client = Client(host, port, client=_client_name(client, [host]), usetls=usetls, tlsimport=tlsimport,
-                    tlspolicy=_policy_arg(tlspolicy), ssl_context=ssl_context, username=username,
+    trace, notes = tracer(debug)
+    opened = Client(host, port, client=client_name(client, [host]), usetls=usetls, tlsimport=tlsimport,
+                    tlspolicy=tls_policy(tlspolicy), ssl_context=ssl_context, username=username,
                     password=password, token=token, timeouts=Timeouts.make(timeout, maxsecs),
-                    trace=trace, mechanisms=_mechanisms(mechanisms), events=events,
+                    trace=trace, mechanisms=mechanism_list(mechanisms), events=events,
                     monitor=monitor, monitor_headers=monitor_headers, progress=progress,
                     trace_notes=notes)
-    return client.open()
+    return opened.open()
 
 
-def _one(server: str, port: Optional[int], options: dict, call) -> Reply:
+def _one(server: str, port: Optional[int], options: ConnectOptions, call: Callable[[Client], Reply]) -> Reply:
     with connect(server, port, **options) as client:
         return call(client)
 
 
-def verify(address: str, server: str = "localhost", port: Optional[int] = None, **options) -> Reply:
+def verify(address: str, *, server: str = "localhost", port: Optional[int] = None,
+           **options: Unpack[ConnectOptions]) -> Reply:
     """VRFY ``address`` at one server (connect options as for connect)."""
     return _one(server, port, options, lambda c: c.vrfy(address))
 
 
-def expand(name: str, server: str = "localhost", port: Optional[int] = None, **options) -> Reply:
+def expand(name: str, *, server: str = "localhost", port: Optional[int] = None,
+           **options: Unpack[ConnectOptions]) -> Reply:
     """EXPN ``name`` (a mailing list) at one server."""
     return _one(server, port, options, lambda c: c.expn(name))
 
 
-def help(topic: Optional[str] = None, server: str = "localhost", port: Optional[int] = None,
-         **options) -> Reply:
-    """HELP [topic] at one server."""
+def smtp_help(topic: Optional[str] = None, *, server: str = "localhost", port: Optional[int] = None,
+              **options: Unpack[ConnectOptions]) -> Reply:
+    """HELP [topic] at one server (``Client.help`` on an open connection)."""
     return _one(server, port, options, lambda c: c.help(topic))
 
 
-def etrn(node: str, servers=("localhost",), ports=None, **options) -> Reply:
+def etrn(node: str, *, servers: Union[str, Iterable[str]] = ("localhost",),
+         ports: Union[int, Iterable[Optional[int]], None] = None, **options: Unpack[ConnectOptions]) -> Reply:
     """ETRN ``node`` (RFC 1985) at each server in turn until one accepts
     (250-253); returns that reply. AllServersFailed when none does."""
-    servers = [servers] if isinstance(servers, str) else list(servers)
-    ports = [ports] if isinstance(ports, int) else list(ports or [])
+    names = [servers] if isinstance(servers, str) else list(servers)
+    given_ports = [ports] if isinstance(ports, int) else list(ports or [])
     attempts = []
-    for i, server in enumerate(servers):
-        port = ports[i] if i < len(ports) else None
+    for i, server in enumerate(names):
+        port = given_ports[i] if i < len(given_ports) else None
         try:
             with connect(server, port, **options) as client:
                 reply = client.etrn(node)
         except SMTPError as exc:
             attempts.append(Attempt(exc.server or server, exc.port or port or 25, exc.stage or "connect", exc))
             continue
-        if 250 <= reply.code <= 253:
+        if verdict.etrn_accepted(reply):
             return reply
-        error = NotSupported(f"ETRN {node} refused: {reply}")
-        error.server, error.port, error.stage = client.host, client.port, "etrn"
+        error = locate(NotSupported(f"ETRN {node} refused: {reply}"), client.host, client.port, "etrn")
         attempts.append(Attempt(client.host, client.port, "etrn", error))
     raise AllServersFailed(attempts)

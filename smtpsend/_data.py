@@ -5,10 +5,9 @@ the same block as the end of the message."""
 from __future__ import annotations
 
 import zlib
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
-from mimecompose import MimeError
-from mimecompose._codecs import LineBreakNormalizer
+from mimecompose import LineBreakNormalizer, MimeError, Part
 
 from ._errors import UsageError
 
@@ -171,17 +170,16 @@ class MessageData:
             yield b"\r\n"
 
     @classmethod
-    def from_part(cls, part: Any, add: Iterable[tuple[str, str]] = (),
-                  omit: frozenset[str] = frozenset()) -> "MessageData":
+    def from_part(cls, part: Part, add: Iterable[tuple[str, str]] = (),
+                  omit: Iterable[str] = frozenset()) -> "MessageData":
         """The transmitted form of a mimecompose Part (``add``/``omit`` as
-        for iter_part), with its 7-bit variant available on demand. Only
-        the transfer-encoding labels are read to find binary parts: no
-        body is decoded to be sent."""
-        from mimecompose._serialize import iter_part
-        add = list(add)
-        return cls(lambda: iter_part(part, root=True, add=add, omit=omit), binary=_has_binary(part),
-                   seven_bit=lambda: cls(lambda: iter_part(part, root=True, add=add, omit=omit,
-                                                          seven_bit=True)))
+        for ``Part.iterbytes``), with its 7-bit variant available on demand.
+        Only the transfer-encoding labels are read to find binary parts: no
+        body is decoded to be sent. Raises what ``Part.iterbytes`` raises."""
+        fields = list(add)
+        names = frozenset(omit)
+        return cls(lambda: part.iterbytes(add=fields, omit=names), binary=_has_binary(part),
+                   seven_bit=lambda: cls(lambda: part.iterbytes(add=fields, omit=names, seven_bit=True)))
 
     def seven_bit(self) -> "MessageData":
         """The same message with 8bit and binary parts re-encoded (QP or
@@ -222,7 +220,7 @@ class MessageData:
             yield held
 
 
-def _has_binary(part: Any) -> bool:
+def _has_binary(part: Part) -> bool:
     """True when ``part`` or a part inside it is labelled binary (RFC 3030).
 
     Reads the labels only, through public Part methods: the ``encoding``

@@ -14,7 +14,7 @@ from typing import IO, Optional
 
 import mimecompose
 
-from ._send import sendmessage
+from ._sync import sendmessage
 from .testing import CaptureServer, printable
 
 

@@ -28,13 +28,13 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Union
 
 import mimecompose
-from mimecompose import Part, formatdate, iter_addresses
-from mimecompose._args import HeaderArg, header_fields, one_or_many
-from mimecompose._headers import check_name, check_value
+from mimecompose import Part, checkheader, formatdate, iter_addresses
 
+from mimecompose.args import HeaderArg, header_fields, one_or_many
+from ._data import MessageData
 from ._errors import UsageError
 
-__all__ = ["HIDDEN", "Envelope", "Prepared", "as_part", "envelope", "prepare", "transmitted"]
+__all__ = ["HIDDEN", "Envelope", "Prepared", "as_part", "envelope", "fqdn", "prepare", "transmitted"]
 
 _RESERVED = ("content-type", "content-transfer-encoding", "content-md5", "mime-version")
 _TRACE = ("received", "return-path")
@@ -112,7 +112,7 @@ def _fields(part: Part, header: list[tuple[str, str]]) -> list[tuple[str, str]]:
     whose names header= does not replace."""
     replaced = {name.lower() for name, _ in header}
     # the part's own fields, as written (Content-Type and the like do not matter here)
-    own = [(f.name, f.value) for f in part._headers.fields if f.lname not in replaced]
+    own = [(name, value) for name, value in part.fields(decode=False) if name.lower() not in replaced]
     return list(header) + own
 
 
@@ -160,8 +160,7 @@ def _header_option(header: HeaderArg) -> list[tuple[str, str]]:
     fields = header_fields(header)
     for name, value in fields:
         try:
-            check_name(name)
-            check_value(name, value)
+            checkheader(name, value)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         if name.lower() in _RESERVED:
@@ -235,7 +234,7 @@ def _envelope(head: _Header, originator: str | None,
     return Envelope(sender, unique)
 
 
-def envelope(part: Message, originator: str | None = None,
+def envelope(part: Message, *, originator: str | None = None,
              recipients: Union[str, Iterable[str], None] = None,
              header: HeaderArg = ()) -> Envelope:
     """Work out the SMTP envelope of a message (see the module docstring).
@@ -278,14 +277,14 @@ def prepare(part: Message, originator: str | None = None,
     if stamp and not head.has("Message-ID"):
         stamps.append((prefix + "Message-ID", _message_id(client)))
     add = stamps + [(n, v) for n, v in header if n.lower() not in HIDDEN]
-    if stamp and part._parsed is not None and "mime-version" not in {n.lower() for n, _ in head.fields}:
+    if stamp and part.parsed and "mime-version" not in {n.lower() for n, _ in head.fields}:
         if part.getheader("Content-Type"):
             add.append(("MIME-Version", "1.0"))
     omit = HIDDEN | {n.lower() for n, _ in header}
     return Prepared(found, add, frozenset(omit))
 
 
-def transmitted(part: Message, originator: str | None = None,
+def transmitted(part: Message, *, originator: str | None = None,
                 recipients: Union[str, Iterable[str], None] = None,
                 header: HeaderArg = (), client: str | None = None) -> tuple[Envelope, bytes]:
     """What sendmessage would send: the envelope and the message bytes
@@ -294,7 +293,6 @@ def transmitted(part: Message, originator: str | None = None,
     very ones the sender transmits -- except inside a part labelled
     ``Content-Transfer-Encoding: binary``, whose octets are carried as they
     are. The caller's part is not changed. Raises what prepare() raises."""
-    from ._data import MessageData
     message = as_part(part)
     prepared = prepare(message, originator, recipients, header, client=client)
     data = MessageData.from_part(message, prepared.add, prepared.omit)
@@ -302,12 +300,13 @@ def transmitted(part: Message, originator: str | None = None,
 
 
 @functools.lru_cache(maxsize=1)
-def _fqdn() -> str:
+def fqdn() -> str:
+    """This host's fully qualified name (for Message-IDs and the EHLO name), once per process."""
     return socket.getfqdn() or "localhost"
 
 
 def _message_id(client: str | None) -> str:
-    host = client or _fqdn()
+    host = client or fqdn()
     if not host or any(c in host for c in "<>@ \r\n"):
         host = "localhost"
     return f"<{int(time.time())}.{os.getpid()}.{secrets.token_hex(8)}@{host}>"

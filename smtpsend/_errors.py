@@ -6,8 +6,13 @@
      └── UsageError                    bad input from the caller (bad address,
                                        CR/LF in a value, conflicting options)
     Exception
+     ├── pop3.POP3Error                 what a POP3 server answered (smtpsend.pop3): not
+     │    │                             an SMTPError; POP3's connection failures are
+     │    │                             the TransportError family below
+     │    ├── pop3.ErrResponse          -ERR to a command (.text, .command)
+     │    └── pop3.AuthenticationFailed every login method failed (.errors)
      └── SMTPError                      anything from the network or a server
-          │                             (.server, .port, .stage)
+          │                             (.server, .port, .stage: see locate())
           ├── ReplyError                a negative reply (.reply, .command)
           │    ├── SenderRefused        5xx to MAIL FROM: the message's fault
           │    ├── RecipientsRefused    recipients refused (.rejected)
@@ -20,11 +25,18 @@
           ├── TLSRequired               TLS was required and could not be had
           ├── RemoteProtocolError       a malformed or over-long reply
           ├── TransportError            + ConnectionError: connect failed, connection lost
-          │    └── Timeout              + TimeoutError: nothing came in time
-          ├── TLSError                  the TLS handshake or certificate check failed
+          │    ├── Timeout              + TimeoutError: nothing came in time
+          │    └── TLSError             the TLS handshake or certificate check failed
           ├── DeliveryUncertain         the connection was lost after the whole message
           │                             was sent: it may have been delivered
           └── AllServersFailed          no server took the message (.attempts)
+
+Every error answers ``is_transient`` and ``is_permanent`` itself (a reply
+error from its reply's code; a lost connection is transient; a TLS failure
+neither: it repeats until the certificate or the port changes). Socket, ssl
+and OS errors become errors of this tree in one place
+(smtpsend._transport.transport_errors); where an error happened is recorded
+in one place (:func:`locate`).
 
 Failures of the message itself (SenderRefused, RecipientsRefused,
 DataRefused, MessageTooBig, DeliveryUncertain) are raised at once; the
@@ -42,7 +54,7 @@ base64 of a SASL response.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, TypeVar
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._reply import Reply
@@ -51,7 +63,7 @@ __all__ = [
     "AllServersFailed", "Attempt", "AuthenticationError", "DataRefused", "DeliveryUncertain",
     "MessageTooBig", "NotSupported", "RecipientsRefused", "Rejected", "RemoteProtocolError",
     "ReplyError", "SMTPError", "SenderRefused", "ServerUnavailable", "TLSError", "TLSRequired",
-    "Timeout", "TransportError", "UsageError",
+    "Timeout", "TransportError", "UsageError", "hint", "locate",
 ]
 
 
@@ -81,17 +93,15 @@ class SMTPError(Exception):
 
     @property
     def is_transient(self) -> bool:
-        """True when trying again later may succeed (a 4xx reply, a timeout)."""
-        reply = getattr(self, "reply", None)
-        if reply is not None:
-            return reply.code // 100 == 4
-        return isinstance(self, (TransportError, Timeout, ServerUnavailable))
+        """True when trying again later may succeed (a 4xx reply, a timeout).
+        Each kind of error answers for itself; unknown here: False."""
+        return False
 
     @property
     def is_permanent(self) -> bool:
-        """True when the same request will fail again (a 5xx reply)."""
-        reply = getattr(self, "reply", None)
-        return reply is not None and reply.code // 100 == 5
+        """True when the same request will fail again (a 5xx reply).
+        Each kind of error answers for itself; unknown here: False."""
+        return False
 
     @property
     def hint(self) -> Optional[str]:
@@ -116,6 +126,16 @@ class ReplyError(SMTPError):
         super().__init__(f"{message}: {reply}")
         self.reply = reply
         self.command = command
+
+    @property
+    def is_transient(self) -> bool:
+        """A 4xx reply: the same request may succeed later."""
+        return self.reply.code // 100 == 4
+
+    @property
+    def is_permanent(self) -> bool:
+        """A 5xx reply: the same request will fail again."""
+        return self.reply.code // 100 == 5
 
 
 class SenderRefused(ReplyError):
@@ -176,13 +196,26 @@ class RemoteProtocolError(SMTPError):
 class TransportError(SMTPError, ConnectionError):
     """The connection could not be made or was lost."""
 
+    @property
+    def is_transient(self) -> bool:
+        """A lost or refused connection may work later."""
+        return True
+
 
 class Timeout(TransportError, TimeoutError):
     """The server did not answer (or accept data) in time."""
 
 
-class TLSError(SMTPError):
-    """The TLS handshake or the certificate verification failed."""
+class TLSError(TransportError):
+    """The TLS handshake or the certificate verification failed: the
+    connection could not be secured (a ConnectionError, like every
+    TransportError)."""
+
+    @property
+    def is_transient(self) -> bool:
+        """False: a certificate or protocol mismatch repeats until the
+        server's certificate, the trust store or the port changes."""
+        return False
 
 
 class DeliveryUncertain(SMTPError):
@@ -228,6 +261,17 @@ class Attempt:
     port: int
     stage: str
     error: BaseException
+
+
+E = TypeVar("E", bound=SMTPError)
+
+
+def locate(error: E, server: str, port: int, stage: Optional[str]) -> E:
+    """Record on ``error`` which server (as given), port and dialogue stage
+    it happened at, and return it (``raise locate(error, ...)``). The one
+    place that sets ``.server``, ``.port`` and ``.stage``."""
+    error.server, error.port, error.stage = server, port, stage
+    return error
 
 
 def _summary(error: BaseException) -> str:

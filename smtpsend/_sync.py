@@ -1,75 +1,53 @@
-"""The blocking driver: a socket that performs a Session's actions.
+"""The blocking driver: a socket that performs a dialogue's actions, and
+``sendmessage`` -- failover (smtpsend._failover) pumped by it.
 
-It moves bytes and nothing else: no SMTP logic lives here. Every wait has
+The driver moves bytes and nothing else: no SMTP logic lives here. Every wait has
 a deadline (a server that trickles one byte a second still times out), and
-every socket, ssl or OS error becomes one of smtpsend's own errors.
+every socket, ssl or OS error becomes one of smtpsend's own errors
+(smtpsend._transport.transport_errors).
 """
 
 from __future__ import annotations
 
 import socket
 import ssl
-from typing import Any, Generator, Optional
+from typing import Any, Mapping, Optional, Protocol, TypeVar, Union
 
-from ._errors import RemoteProtocolError, SMTPError, Timeout, TLSError, TransportError
+from ._driver import Action, Close, Connect, Deadline, Dialogue, Read, Resolve, Send, StartTLS, Steps, TLSInfo
+from ._envelope import Message
+from ._errors import Rejected, SMTPError, TransportError, locate
+from ._esmtp import Delivery, Notify
+from ._failover import failover, plan
+from ._options import (Debug, EventHook, HeaderArg, Mechanisms, MonitorHook, Orcpt, Policy, Ports,
+                       ProgressHook, Recipients, Servers)
 from ._reply import Reply, ReplyBuffer
-from ._session import Close, Connect, Deadline, Read, Resolve, Send, StartTLS, Steps, TLSInfo
+from ._transport import FirstBytes, resolved, tls_info, transport_errors
 
-__all__ = ["FirstBytes", "SyncConnection", "SyncDriver", "connect_error", "handshake_error", "pump"]
+__all__ = ["Performer", "SyncConnection", "SyncDriver", "pump", "resolve", "sendmessage"]
 
-# What OpenSSL says when the peer's first bytes are not a TLS record: a
-# server that speaks plaintext where TLS was expected.
-_PLAINTEXT_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
-                                "UNKNOWN_PROTOCOL", "HTTP_REQUEST", "UNEXPECTED_RECORD"})
+T = TypeVar("T")
 
 
-class FirstBytes:
-    """Watches the first two bytes a plaintext connection receives. An SMTP
-    reply starts with a digit; a TLS record with its content type (20-23)
-    and major version 3 (RFC 8446 section 5.1). When the server sends TLS
-    to a client that waits for a greeting, ``check`` raises at once --
-    rather than waiting for a line end that never comes."""
+class Performer(Protocol):
+    """What pump() drives: SyncDriver, SyncConnection, or a test's script."""
 
-    def __init__(self) -> None:
-        self._head: Optional[bytes] = b""
-
-    def done(self) -> None:
-        """Stop watching (after TLS starts: what follows is decrypted)."""
-        self._head = None
-
-    def check(self, data: bytes) -> None:
-        """RemoteProtocolError (reason "implicit-tls") when the stream starts like TLS."""
-        if self._head is None:
-            return
-        self._head += data[:2]
-        if len(self._head) < 2:
-            return
-        head, self._head = self._head, None
-        if 20 <= head[0] <= 23 and head[1] == 3:
-            raise RemoteProtocolError("the server answered with TLS, not an SMTP greeting: this port speaks "
-                                      "TLS from the first byte", reason="implicit-tls")
+    def perform(self, action: Action) -> Any: ...
 
 
-def connect_error(exc: OSError, address: str, port: int) -> TransportError:
-    """The TransportError for a failed connect (reason "refused" when nothing listens)."""
-    reason = "refused" if isinstance(exc, ConnectionRefusedError) else None
-    return TransportError(f"cannot connect to {address} port {port}: {exc.strerror or exc}", reason=reason)
-
-
-def handshake_error(exc: BaseException) -> TLSError:
-    """The TLSError for a failed handshake: reason "certificate" for a
-    certificate the client does not trust, "plaintext" when the server
-    answered in plaintext."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return TLSError(f"certificate verification failed: {exc.verify_message or exc}", reason="certificate")
-    if isinstance(exc, ssl.SSLError) and (exc.reason in _PLAINTEXT_REASONS or "wrong version number" in str(exc)):
-        return TLSError(f"TLS handshake failed: the server answered in plaintext, not TLS ({exc.reason})",
-                        reason="plaintext")
-    return TLSError(f"TLS handshake failed: {exc}")
+def resolve(host: str, port: int) -> list[tuple[int, tuple[Any, ...]]]:
+    """Every (family, address) ``host`` resolves to, IPv6 and IPv4 alike.
+    Raises TransportError (stage "connect") when the name does not resolve."""
+    try:
+        with transport_errors("resolve", host=host, port=port):
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except TransportError as error:
+        raise locate(error, host, port, "connect")
+    return resolved(infos)
 
 
 class SyncConnection:
-    """One TCP connection to one address of a server."""
+    """One TCP connection to one address of a server: performs Send, Read
+    and StartTLS."""
 
     def __init__(self, sock: socket.socket, server_hostname: str,
                  ssl_context: Optional[ssl.SSLContext]) -> None:
@@ -80,25 +58,25 @@ class SyncConnection:
         self._first = FirstBytes()
 
     @classmethod
-    def open(cls, sockaddr: tuple, family: int, timeout: float, server_hostname: str,
+    def open(cls, sockaddr: tuple[Any, ...], family: int, timeout: float, server_hostname: str,
              ssl_context: Optional[ssl.SSLContext]) -> "SyncConnection":
         """Connect to one resolved address. Raises TransportError or Timeout."""
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            sock.settimeout(timeout)
-            sock.connect(sockaddr)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except socket.timeout:
+            with transport_errors("connect", timeout=timeout, host=sockaddr[0], port=sockaddr[1]):
+                sock.settimeout(timeout)
+                sock.connect(sockaddr)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except SMTPError:
             sock.close()
-            raise Timeout(f"connect to {sockaddr[0]} port {sockaddr[1]} timed out after {timeout} s") from None
-        except OSError as exc:
-            sock.close()
-            raise connect_error(exc, sockaddr[0], sockaddr[1]) from exc
+            raise
         return cls(sock, server_hostname, ssl_context)
 
-    def perform(self, action: Any) -> Any:
+    def perform(self, action: Action) -> Union[None, list[Reply], TLSInfo]:
+        """Do one Send, Read or StartTLS; TypeError for any other action."""
         if isinstance(action, Send):
-            return self._send(action)
+            self._send(action)
+            return None
         if isinstance(action, Read):
             return self._read(action.count, action.timeout)
         if isinstance(action, StartTLS):
@@ -107,29 +85,17 @@ class SyncConnection:
 
     def _send(self, action: Send) -> None:
         blocks = [action.data] if isinstance(action.data, (bytes, bytearray)) else action.data
-        try:
+        with transport_errors("send", timeout=action.timeout):
             self._sock.settimeout(action.timeout)
             for block in blocks:
                 self._sock.sendall(block)
-        except socket.timeout:
-            raise Timeout(f"server did not take data for {action.timeout} s") from None
-        except ssl.SSLError as exc:
-            raise TransportError(f"TLS error while sending: {exc}") from exc
-        except OSError as exc:
-            raise TransportError(f"connection lost while sending: {exc.strerror or exc}") from exc
 
     def _read(self, count: int, timeout: float) -> list[Reply]:
         deadline = Deadline(timeout)
         while not self._replies.have(count):
-            try:
+            with transport_errors("read", deadline=deadline):
                 self._sock.settimeout(deadline.remaining())
                 data = self._sock.recv(65536)
-            except socket.timeout:
-                raise deadline.expired() from None
-            except ssl.SSLError as exc:
-                raise TransportError(f"TLS error while reading: {exc}") from exc
-            except OSError as exc:
-                raise TransportError(f"connection lost: {exc.strerror or exc}") from exc
             if not data:
                 raise TransportError(self._replies.closed_message())
             self._first.check(data)
@@ -142,20 +108,11 @@ class SyncConnection:
         self._replies.reset()
         self._first.done()
         context = self._context or ssl.create_default_context()
-        try:
+        with transport_errors("handshake", timeout=timeout):
             self._sock.settimeout(timeout)
             self._sock = context.wrap_socket(self._sock, server_hostname=self._hostname)
-        except socket.timeout:
-            raise TLSError(f"TLS handshake timed out after {timeout} s") from None
-        except (ssl.SSLError, OSError) as exc:
-            raise handshake_error(exc) from exc
-        binding = None
-        if self._sock.version() == "TLSv1.2":
-            # tls-unique is defined for TLS 1.2 only (RFC 5929; RFC 8446 section C.5)
-            binding = self._sock.get_channel_binding("tls-unique")
-        cipher = self._sock.cipher()
-        return TLSInfo(self._sock.version(), cipher[0] if cipher else None, binding,
-                       self._sock.getpeercert())
+        assert isinstance(self._sock, ssl.SSLSocket)
+        return tls_info(self._sock)
 
     def close(self) -> None:
         try:
@@ -172,9 +129,10 @@ class SyncDriver:
         self._context = ssl_context
         self._connection: Optional[SyncConnection] = None
 
-    def perform(self, action: Any) -> Any:
+    def perform(self, action: Action) -> Any:
+        """Do one action. TransportError for Send/Read/StartTLS with no
+        connection open."""
         if isinstance(action, Resolve):
-            from ._send import resolve
             return resolve(action.host, action.port)
         if isinstance(action, Connect):
             self.close()
@@ -184,6 +142,8 @@ class SyncDriver:
         if isinstance(action, Close):
             self.close()
             return None
+        if self._connection is None:
+            raise TransportError("no connection is open")
         return self._connection.perform(action)
 
     def close(self) -> None:
@@ -192,9 +152,9 @@ class SyncDriver:
             self._connection = None
 
 
-def pump(dialogue: Generator, connection) -> Any:
-    """Drive ``dialogue`` over ``connection`` (a SyncDriver or SyncConnection);
-    returns what the dialogue returns."""
+def pump(dialogue: Dialogue[T], connection: Performer) -> T:
+    """Drive ``dialogue`` over ``connection`` (a SyncDriver or SyncConnection,
+    or anything with the same ``perform``); returns what the dialogue returns."""
     steps = Steps(dialogue)
     for action in steps:
         try:
@@ -202,3 +162,56 @@ def pump(dialogue: Generator, connection) -> Any:
         except SMTPError as exc:
             steps.failed(exc)
     return steps.result
+
+
+def sendmessage(part: Message, *, servers: Servers = ("localhost",), ports: Ports = None,
+                client: Optional[str] = None, originator: Optional[str] = None, recipients: Recipients = None,
+                header: HeaderArg = (), atleastone: bool = False, queue: bool = False, usetls: bool = True,
+                tlsimport: Optional[bool] = None, tlspolicy: Policy = None,
+                ssl_context: Optional[ssl.SSLContext] = None, username: Optional[str] = None,
+                password: Optional[str] = None, token: Optional[str] = None, mechanisms: Mechanisms = None,
+                maxsecs: float = 120, timeout: Optional[float] = None, debug: Debug = False,
+                ret: Optional[str] = None, envid: Optional[str] = None,
+                notify: Union[Notify, Mapping[str, Notify], None] = None, orcpt: Orcpt = None,
+                require_dsn: bool = False, deliverby: Optional[str] = None, priority: Optional[int] = None,
+                requiretls: bool = False, mail_auth: Optional[str] = None, delivery: Optional[Delivery] = None,
+                events: Optional[EventHook] = None, monitor: Optional[MonitorHook] = None,
+                monitor_headers: bool = False, progress: Optional[ProgressHook] = None) -> list[Rejected]:
+    """Send ``part`` (a mimecompose Part, raw bytes, or an email.message.Message).
+
+    The envelope comes from the header unless ``originator`` and
+    ``recipients`` are given (see :func:`smtpsend.envelope`); ``header``
+    adds or replaces fields in the transmitted copy. Each server is tried in
+    turn, in tandem with ``ports`` (default 25, or 465 with ``tlsimport=True``);
+    ``tlsimport=None`` (the default) speaks TLS from the first byte on port
+    465 and uses STARTTLS elsewhere, True/False force it;
+    a server may be ``host:port`` or ``[v6]:port``. ``mechanisms`` limits
+    SASL to the named mechanisms (still strongest first).
+
+    ESMTP options (see :class:`smtpsend.Delivery`): ``ret``, ``envid``,
+    ``notify``, ``orcpt``, ``require_dsn`` (DSN, RFC 3461); ``deliverby``
+    (RFC 2852); ``priority`` (MT-PRIORITY, RFC 6710); ``requiretls`` (RFC
+    8689); ``mail_auth`` (AUTH= on MAIL, RFC 4954); or all of them (and
+    ``atleastone``) as one ``delivery=Delivery(...)``, which excludes the
+    individual options (UsageError when both are given). Hooks: ``events``
+    receives an :class:`Event` at each step, ``monitor(direction, line)``
+    every protocol line (credentials redacted; message headers too with
+    ``monitor_headers``), ``progress(sent, total)`` the octets of message
+    data sent.
+
+    Returns ``[]`` when every recipient was accepted; with ``atleastone``,
+    the list of refused recipients when the message went to the others.
+    A message that was not delivered always raises: UsageError (a
+    ValueError) for bad input; the message's own failures directly
+    (SenderRefused, RecipientsRefused, DataRefused, MessageTooBig,
+    DeliveryUncertain), each with ``.server``/``.port``; otherwise
+    AllServersFailed with every attempt.
+    """
+    arguments = dict(locals())
+    del arguments["part"], arguments["ssl_context"]
+    checked = plan(part, **arguments)
+    driver = SyncDriver(ssl_context)
+    try:
+        return pump(failover(checked), driver)
+    finally:
+        driver.close()

@@ -35,13 +35,14 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Optional
+from typing import IO, Any, Callable, Optional, TextIO, cast
 
 import mimecompose
 
 from . import _errors as errors
 from ._envelope import envelope, transmitted
-from ._send import parse_server, sendmessage
+from ._options import parse_server
+from ._sync import sendmessage
 from ._session import Delivery
 
 EX_OK = 0
@@ -1033,9 +1034,10 @@ def dry_run(out: Outgoing, stdout: IO[str]) -> int:
         stdout.write(f"RCPT TO:<{rcpt}>\n")
     stdout.write("\n")
     stdout.flush()
-    if hasattr(stdout, "buffer"):
-        stdout.buffer.write(data)
-        stdout.buffer.flush()
+    if hasattr(stdout, "buffer"):   # a text stream over a binary one (sys.stdout): the bytes unchanged
+        raw = cast(TextIO, stdout).buffer
+        raw.write(data)
+        raw.flush()
     else:
         stdout.write(data.decode("utf-8", "replace"))
     return EX_OK
@@ -1159,9 +1161,9 @@ def main(argv: Optional[list[str]] = None, stdin: Optional[IO[bytes]] = None, st
     """Run the command; returns the exit status (docs/cli.md). Every
     failure is one status and a message on stderr, never a traceback."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    stdin = stdin or sys.stdin.buffer
-    stdout = stdout or sys.stdout
-    stderr = stderr or sys.stderr
+    infile: IO[bytes] = stdin or sys.stdin.buffer
+    out: IO[str] = stdout or sys.stdout
+    err: IO[str] = stderr or sys.stderr
     verbose = "--trace" in argv or "-v" in argv
     logger = logging.getLogger("smtpsend")
     if not logger.handlers:
@@ -1170,35 +1172,35 @@ def main(argv: Optional[list[str]] = None, stdin: Optional[IO[bytes]] = None, st
         logger.addHandler(logging.NullHandler())
     try:
         if argv[:1] == ["serve"]:
-            return serve(argv[1:], stdout)
+            return serve(argv[1:], out)
         if argv[:1] == ["demo"]:
             from ._demo import demo
-            return demo(stdout)
+            return demo(out)
         refuse_password_flag(argv)
         p = parser()
-        return send(parse_arguments(p, argv), p, stdin, stdout, stderr)
+        return send(parse_arguments(p, argv), p, infile, out, err)
     except CLIError as exc:
         if str(exc):
-            stderr.write(f"smtpsend: {clean(str(exc))}\n")
+            err.write(f"smtpsend: {clean(str(exc))}\n")
         return exc.code
     except errors.SMTPError as exc:
-        stderr.write(describe(exc) + "\n")
+        err.write(describe(exc) + "\n")
         return exit_code(exc)
     except ValueError as exc:           # UsageError, MimeError: the message or an address
-        stderr.write(f"smtpsend: {clean(str(exc))}\n")
+        err.write(f"smtpsend: {clean(str(exc))}\n")
         return EX_DATAERR
     except OSError as exc:
-        stderr.write(f"smtpsend: {clean(exc.strerror or str(exc))}"
-                     f"{f': {clean(str(exc.filename))}' if exc.filename else ''}\n")
+        err.write(f"smtpsend: {clean(exc.strerror or str(exc))}"
+                  f"{f': {clean(str(exc.filename))}' if exc.filename else ''}\n")
         return EX_IOERR
     except KeyboardInterrupt:
-        stderr.write("smtpsend: interrupted\n")
+        err.write("smtpsend: interrupted\n")
         return EX_TEMPFAIL
     except Exception as exc:  # noqa: BLE001 - the last line of defence: a status, never a traceback
-        stderr.write(f"smtpsend: internal error ({type(exc).__name__}); run with --trace for details, "
-                     "and please report it\n")
+        err.write(f"smtpsend: internal error ({type(exc).__name__}); run with --trace for details, "
+                  "and please report it\n")
         if verbose:
-            traceback.print_exc(file=stderr)
+            traceback.print_exc(file=err)
         return EX_SOFTWARE
 
 

@@ -15,9 +15,30 @@ mailbox from a script.
     # QUIT on a clean exit commits the deletions; after an error the
     # connection is just closed and the server keeps every message.
 
-Errors: ``ErrResponse`` for ``-ERR`` (``.text``, ``.command``); the
-transport errors of smtpsend (TransportError, Timeout, TLSError,
-RemoteProtocolError, TLSRequired); UsageError for bad input.
+Errors::
+
+    ValueError
+     └── UsageError                bad input from the caller (CR/LF/NUL in an argument)
+    Exception
+     ├── POP3Error                 what the POP3 server answered (not an SMTPError)
+     │    ├── ErrResponse          -ERR to a command (.text, .command)
+     │    └── AuthenticationFailed every login method failed (.errors)
+     └── SMTPError                 smtpsend's network errors, shared by both protocols:
+          ├── TLSRequired          TLS required (policy, credentials) and not to be had
+          ├── RemoteProtocolError  a malformed, over-long or endless response
+          └── TransportError       + ConnectionError: connect failed, connection lost
+               ├── Timeout         + TimeoutError: no complete response in time
+               └── TLSError        the TLS handshake or certificate check failed
+
+The connection's failures are the transport errors every client of the
+package raises (mapped in one place, smtpsend._transport.transport_errors):
+``except ConnectionError`` or ``except smtpsend.TransportError`` covers a lost
+connection for SMTP and POP3 alike. To catch everything a POP3 session
+can raise from the network: ``except (pop3.POP3Error, smtpsend.SMTPError)``.
+
+Logging: the conversation goes to the ``smtpsend`` logger at DEBUG
+(``C:`` sent, ``S:`` received, ``*:`` notes; passwords, digests and SASL
+data as ``***``); ``logfile=`` appends the same lines to a file.
 
 Bounds: every response must arrive completely within ``timeout`` seconds
 of its command (one deadline per response, not per line); a line may be
@@ -32,6 +53,7 @@ import base64
 import binascii
 import hashlib
 import io
+import logging
 import netrc
 import os
 import socket
@@ -42,10 +64,11 @@ from typing import IO, Callable, Literal, Optional, TypeVar, Union, overload
 import mimecompose
 
 from ._data import unstuff
-from ._errors import (RemoteProtocolError, SMTPError, Timeout, TLSError, TLSRequired,
-                      TransportError, UsageError)
+from ._driver import Deadline
+from ._errors import RemoteProtocolError, SMTPError, TLSRequired, TransportError, UsageError
 from ._sasl import SASLFailure, choose
-from ._session import Deadline
+from ._secret import Secret
+from ._transport import transport_errors
 
 __all__ = ["AuthenticationFailed", "ErrResponse", "POP3", "POP3Error", "connect"]
 
@@ -55,11 +78,18 @@ ENTRY_COST = 128         # memory charged per LIST/UIDL/CAPA entry (dict slot, k
 CRLF = b"\r\n"
 
 Policy = Union[None, str, Callable[[int, str], str]]
+Credential = Union[str, Secret]
 T = TypeVar("T")
+E = TypeVar("E", bound=Exception)
+
+logger = logging.getLogger("smtpsend")
 
 
-class POP3Error(SMTPError):
-    """Base of the errors a POP3 server causes."""
+class POP3Error(Exception):
+    """Base of the errors that say what a POP3 server answered. Not an
+    SMTPError: a POP3 -ERR is not an SMTP failure. The connection's own
+    failures are smtpsend's shared TransportError, Timeout, TLSError (see
+    the module docstring)."""
 
 
 class ErrResponse(POP3Error):
@@ -104,7 +134,10 @@ class POP3:
         self.host = host
         self.timeout = timeout
         self._context = ssl_context
-        self._logfile = logfile
+        self._handler: Optional[logging.Handler] = None
+        if logfile:
+            self._handler = logging.FileHandler(logfile, mode="a", encoding="utf-8", delay=True)
+            self._handler.setFormatter(logging.Formatter("%(message)s"))
         self._buffer = bytearray()
         self.tls = isinstance(sock, ssl.SSLSocket)
         self._cleartext_allowed = False
@@ -117,11 +150,19 @@ class POP3:
     # ------------------------------------------------------------ wire
 
     def _log(self, line: str) -> None:
-        if self._logfile:
-            with open(self._logfile, "a", encoding="utf-8") as fh:
-                fh.write(line + "\n")
+        """One (already redacted) transcript line: to the smtpsend logger at
+        DEBUG when it is enabled for DEBUG, and to the ``logfile`` handler
+        (whatever the logger's level: the file was asked for)."""
+        to_logger = logger.isEnabledFor(logging.DEBUG)
+        if not (to_logger or self._handler):
+            return
+        record = logger.makeRecord(logger.name, logging.DEBUG, __file__, 0, "%s", (line,), None)
+        if to_logger:
+            logger.handle(record)
+        if self._handler is not None:
+            self._handler.handle(record)
 
-    def _broken(self, exc: SMTPError) -> SMTPError:
+    def _broken(self, exc: E) -> E:
         """Close the connection after a read that cannot be finished (the
         rest of that response would be taken for the next one); return exc."""
         self.close()
@@ -146,12 +187,11 @@ class POP3:
                 raise self._broken(RemoteProtocolError(f"line longer than {self.max_line} octets"))
             scanned = len(self._buffer)
             try:
-                self._sock.settimeout(self._deadline.remaining())
-                data = self._sock.recv(65536)
-            except (socket.timeout, Timeout):
-                raise self._broken(self._deadline.expired()) from None
-            except OSError as exc:
-                raise self._broken(TransportError(f"connection lost: {exc}")) from exc
+                with transport_errors("read", timeout=self.timeout, deadline=self._deadline):
+                    self._sock.settimeout(self._deadline.remaining())
+                    data = self._sock.recv(65536)
+            except SMTPError as exc:   # Timeout (the deadline's), TransportError
+                raise self._broken(exc)
             if not data:
                 raise self._broken(TransportError("connection closed by the server"))
             self._buffer += data
@@ -171,11 +211,9 @@ class POP3:
         if data is None:   # raised outside the handler: no __context__ holding the line
             raise UsageError(f"a POP3 {verb} command that is not valid Unicode text")
         self._log("C: " + (shown if shown is not None else line))
-        try:
+        with transport_errors("send", timeout=self.timeout):
             self._sock.settimeout(self.timeout)
             self._sock.sendall(data)
-        except OSError as exc:
-            raise TransportError(f"connection lost while sending: {exc}") from exc
         seconds = self.timeout if timeout is None else timeout
         self._deadline = Deadline(seconds, "no complete response")
 
@@ -285,12 +323,9 @@ class POP3:
             return
         self._buffer.clear()   # RFC 2595 section 4 / RFC 3207 4.2: discard what came before TLS
         context = self._context or ssl.create_default_context()
-        try:
+        with transport_errors("handshake", timeout=self.timeout):
+            self._sock.settimeout(self.timeout)
             self._sock = context.wrap_socket(self._sock, server_hostname=self.host)
-        except ssl.SSLCertVerificationError as exc:
-            raise TLSError(f"certificate verification failed: {exc.verify_message or exc}") from exc
-        except (ssl.SSLError, OSError) as exc:
-            raise TLSError(f"TLS handshake failed: {exc}") from exc
         self.tls = True
         self._log("*: TLS established")
 
@@ -305,18 +340,20 @@ class POP3:
             raise TLSRequired("credentials are never sent without TLS (the server did not offer STLS) "
                               "unless tlspolicy says 'insecure'")
 
-    def _credentials(self, user: Optional[str], password: Optional[str]) -> tuple[str, str]:
+    def _credentials(self, user: Optional[str], password: Optional[Credential]) -> tuple[str, Secret]:
+        """The user name and password given, else those of ~/.netrc for the
+        host; the password as a Secret from here on."""
         if user is not None and password is not None:
-            return user, password
+            return user, _secret(password)
         try:
             found = netrc.netrc().authenticators(self.host)
         except (FileNotFoundError, netrc.NetrcParseError, OSError):
             found = None
         if not found or found[2] is None:
             raise UsageError(f"no credentials given and none in ~/.netrc for {self.host}")
-        return user or found[0], password if password is not None else found[2]
+        return user or found[0], _secret(password if password is not None else found[2])
 
-    def login(self, user: Optional[str] = None, password: Optional[str] = None) -> str:
+    def login(self, user: Optional[str] = None, password: Optional[Credential] = None) -> str:
         """Log in: USER/PASS, then APOP when the greeting carried a
         timestamp and USER/PASS failed (the seed's order). Credentials come
         from the arguments, else ~/.netrc. Without TLS nothing is sent
@@ -324,40 +361,46 @@ class POP3:
         tlspolicy="insecure". Raises UsageError for a user name or password
         that cannot be sent (naming which, never showing it), and
         AuthenticationFailed with what each method answered."""
-        user, password = self._credentials(user, password)
+        user, secret = self._credentials(user, password)
+        del password   # held as a Secret only: a traceback's locals show ***
         _check_field("user name", user)
-        _check_field("password", password)
+        _check_field("password", secret.reveal())
         self._require_protection()
         errors: list[tuple[str, Exception]] = []
         try:
             self._command(f"USER {user}")
-            return self._command(f"PASS {password}", "PASS ***")
+            return self._command(f"PASS {secret.reveal()}", "PASS ***")
         except ErrResponse as exc:
             errors.append(("USER/PASS", exc))
         if self.timestamp:
             try:
-                return self.apop(user, password)
+                return self.apop(user, secret)
             except ErrResponse as exc:
                 errors.append(("APOP", exc))
         raise AuthenticationFailed(errors)
 
-    def apop(self, user: str, password: str) -> str:
+    def apop(self, user: str, password: Credential) -> str:
         """APOP (RFC 1939 section 7): MD5 of the greeting's timestamp and
-        the password. Like every login, only over TLS or with
-        tlspolicy="insecure" (TLSRequired otherwise)."""
+        the password (a str or a Secret). Like every login, only over TLS or
+        with tlspolicy="insecure" (TLSRequired otherwise)."""
         if not self.timestamp:
             raise UsageError("the server's greeting has no timestamp: APOP is not available")
+        secret = _secret(password)
+        del password
         _check_field("user name", user)
-        _check_field("password", password)
+        _check_field("password", secret.reveal())
         self._require_protection()
-        digest = hashlib.md5((self.timestamp + password).encode("utf-8")).hexdigest()
+        digest = hashlib.md5((self.timestamp + secret.reveal()).encode("utf-8")).hexdigest()
         return self._command(f"APOP {user} {digest}", f"APOP {user} ***")
 
-    def auth(self, user: str, password: Optional[str] = None, token: Optional[str] = None,
+    def auth(self, user: str, password: Optional[Credential] = None, token: Optional[Credential] = None,
              mechanism: Optional[str] = None) -> str:
         """SASL AUTH (RFC 5034) with smtpsend's mechanisms, strongest first
         among those the server lists in CAPA SASL (or ``mechanism``).
-        Only over TLS or with tlspolicy="insecure" (TLSRequired otherwise)."""
+        Only over TLS or with tlspolicy="insecure" (TLSRequired otherwise).
+        The mechanisms hold the password and token as Secret; they refuse
+        credentials that cannot be sent with UsageError
+        (smtpsend._sasl.check_credentials)."""
         self._require_protection()
         offered = [mechanism] if mechanism else self.capa().get("SASL", [])
         mechanisms = choose(offered, user, password, token, self.host, None)
@@ -509,11 +552,14 @@ class POP3:
             self.close()
 
     def close(self) -> None:
-        """Close the connection without QUIT: the server keeps every message."""
+        """Close the connection without QUIT: the server keeps every
+        message. Closes the ``logfile`` too."""
         try:
             self._sock.close()
         except OSError:
             pass
+        if self._handler is not None:
+            self._handler.close()
 
     def __enter__(self) -> "POP3":
         return self
@@ -523,10 +569,17 @@ class POP3:
         if exc_type is None:
             try:
                 self.quit()
-            except SMTPError:
+            except (POP3Error, SMTPError):   # QUIT refused or lost: the connection is closed
                 self.close()
         else:
             self.close()   # no QUIT: the server rolls back DELE (RFC 1939 section 6)
+
+
+def _secret(value: Credential) -> Secret:
+    """``value`` as a Secret; UsageError (not showing it) for anything but a str or a Secret."""
+    if not isinstance(value, (str, Secret)):
+        raise UsageError(f"the password must be a str, not {type(value).__name__}")
+    return value if isinstance(value, Secret) else Secret(value)
 
 
 def _ask(policy: Policy, code: int, text: str) -> str:
@@ -557,22 +610,16 @@ def connect(host: Optional[str] = None, port: Optional[int] = None, *,
     if mode == "none" and tlspolicy == "secure":
         raise UsageError("tls='none' and tlspolicy='secure' contradict each other")
     port = port or (995 if mode == "implicit" else 110)
-    try:
+    with transport_errors("connect", timeout=timeout, host=host, port=port):
         sock = socket.create_connection((host, port), timeout=timeout)
-    except socket.timeout:
-        raise Timeout(f"connect to {host} port {port} timed out") from None
-    except OSError as exc:
-        raise TransportError(f"cannot connect to {host} port {port}: {exc}") from exc
     if mode == "implicit":
         context = ssl_context or ssl.create_default_context()
         try:
-            sock = context.wrap_socket(sock, server_hostname=host)
-        except ssl.SSLCertVerificationError as exc:
+            with transport_errors("handshake", timeout=timeout):
+                sock = context.wrap_socket(sock, server_hostname=host)
+        except BaseException:
             sock.close()
-            raise TLSError(f"certificate verification failed: {exc.verify_message or exc}") from exc
-        except (ssl.SSLError, OSError) as exc:
-            sock.close()
-            raise TLSError(f"TLS handshake failed: {exc}") from exc
+            raise
     box = POP3(sock, host, timeout=timeout, ssl_context=ssl_context, logfile=logfile)
     try:
         box._greet()

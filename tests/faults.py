@@ -15,49 +15,75 @@ import base64
 import socket
 import ssl
 import threading
-import time
+from typing import Optional, Union
+
+from servers import Stop, hold_until_closed, wait_readable
+
+Connection = Union[socket.socket, ssl.SSLSocket]
 
 STAGES = ["greeting", "ehlo", "starttls", "tls", "auth", "mail", "rcpt", "data", "message", "final", "quit"]
 FAULTS = ["silence", "disconnect", "421", "4xx", "5xx", "malformed", "overlong", "endless", "tlsfail"]
 
 
+class ClientClosed(threading.Event):
+    """Set once the client has closed its end. Waiting for it also tells a
+    server that holds back until the client has given up (silence while
+    the message is sent) that the client has returned: the test waits only
+    after the client's call ended, so no sleep has to guess when that is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.client_returned = threading.Event()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        self.client_returned.set()
+        return super().wait(timeout)
+
+
 class FaultServer:
-    def __init__(self, stage: str, fault: str, tls_context: ssl.SSLContext | None = None,
-                 users: dict | None = None, hold: float = 5.0):
+    """Misbehaves at ``stage`` with ``fault`` (see the module docstring);
+    ``connected`` is set when a client connects, ``client_closed`` when it
+    has closed its end, ``delivered`` lists the message bodies taken."""
+
+    def __init__(self, stage: str, fault: str, tls_context: Optional[ssl.SSLContext] = None,
+                 users: Optional[dict[str, str]] = None, hold: float = 5.0) -> None:
         self.stage, self.fault = stage, fault
         self.tls_context = tls_context
         self.users = users or {}
         self.hold = hold
         self.delivered: list[bytes] = []
-        self.client_closed = threading.Event()
+        self.connected = threading.Event()
+        self.client_closed = ClientClosed()
         self.sock = socket.socket()
         # a small receive window, so a large message cannot vanish into
         # kernel buffers when the server stops reading
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(4)
-        self.port = self.sock.getsockname()[1]
-        self._stop = threading.Event()
+        self.port: int = self.sock.getsockname()[1]
+        self._stop = Stop()
         self.thread = threading.Thread(target=self._serve, daemon=True)
 
-    def __enter__(self):
+    def __enter__(self) -> "FaultServer":
         self.thread.start()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self.sock.close()
+        self.client_closed.client_returned.set()
         self.thread.join(10)
+        self.sock.close()
+        self._stop.close()
 
     # ------------------------------------------------------------ one connection
 
-    def _serve(self):
-        self.sock.settimeout(0.2)
-        while not self._stop.is_set():
+    def _serve(self) -> None:
+        while wait_readable(self.sock, self._stop):
             try:
                 conn, _ = self.sock.accept()
             except OSError:
                 continue
+            self.connected.set()
             conn.settimeout(10)
             try:
                 self._dialogue(conn)
@@ -69,29 +95,22 @@ class FaultServer:
                 except OSError:
                     pass
 
-    def _wait_for_close(self, conn):
+    def _wait_for_close(self, conn: Connection) -> None:
         """Stay silent; note when the client closes (it must, by its timeout)."""
-        deadline = time.monotonic() + self.hold
-        conn.settimeout(0.1)
-        while time.monotonic() < deadline and not self._stop.is_set():
-            try:
-                if conn.recv(65536) == b"":
-                    self.client_closed.set()
-                    return
-            except socket.timeout:
-                continue
-            except OSError:
-                self.client_closed.set()
-                return
+        if hold_until_closed(conn, self._stop, self.hold)[0]:
+            self.client_closed.set()
 
-    def _fault(self, conn, stage):
+    def _fault(self, conn: Connection, stage: str) -> bool:
         """Misbehave if this is the stage; True when the dialogue must end."""
         if stage != self.stage or self.fault == "inject":
             return False
         f = self.fault
         if f == "silence":
             if stage == "message":
-                time.sleep(2.5)        # read nothing until the client has given up
+                # read nothing until the client has given up: its close cannot
+                # be seen while its data fills our window, so wait until the
+                # test says the client's call has returned
+                self.client_closed.client_returned.wait(self.hold)
             self._wait_for_close(conn)
         elif f == "disconnect":
             self.client_closed.set()   # we hang up: the connection is gone either way
@@ -121,12 +140,12 @@ class FaultServer:
             self._wait_for_close(conn)
         raise _Done
 
-    def _dialogue(self, conn):
+    def _dialogue(self, conn: Connection) -> None:
         reader = _Lines(conn)
         if not self._fault(conn, "greeting"):
             conn.sendall(b"220 fault.localhost ESMTP\r\n")
         tls = False
-        recipients = []
+        recipients: list[bytes] = []
         while True:
             line = reader.line()
             if line is None:
@@ -159,6 +178,7 @@ class FaultServer:
                     conn.sendall(b"220 2.0.0 ready\r\n")
                 if self._fault(conn, "tls"):
                     return
+                assert self.tls_context is not None
                 conn = self.tls_context.wrap_socket(conn, server_side=True)
                 reader = _Lines(conn)
                 tls = True
@@ -220,11 +240,14 @@ class _Done(Exception):
 
 
 class _Lines:
-    def __init__(self, conn):
+    """CRLF lines from a connection."""
+
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.buffer = b""
 
-    def line(self):
+    def line(self) -> Optional[bytes]:
+        """The next line without its CRLF; None when the client closed."""
         while b"\r\n" not in self.buffer:
             try:
                 data = self.conn.recv(65536)
@@ -236,8 +259,9 @@ class _Lines:
         line, self.buffer = self.buffer.split(b"\r\n", 1)
         return line
 
-    def until_dot(self):
-        lines = []
+    def until_dot(self) -> Optional[bytes]:
+        """The message data up to the "." line; None when the client closed."""
+        lines: list[bytes] = []
         while True:
             line = self.line()
             if line is None:

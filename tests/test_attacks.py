@@ -505,3 +505,26 @@ def test_parsed_address_without_error_never_holds_cr_lf_nul(text):
         fields = (addr.address, addr.local, addr.domain, addr.phrase, addr.comment, addr.friendly, addr.route)
         assert addr.error or not any(c in f for f in fields for c in "\r\n\x00"), addr
         assert addr.error, addr
+
+
+# ---------------------------------------------------------------- the secret in no form, anywhere (issue 14)
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN", "CRAM-MD5"])
+def test_no_object_or_error_of_a_login_shows_the_secret_even_in_base64(mechanism, server_tls, client_tls):
+    """After a login, and after a refused one, the Client and the error
+    show the password neither as text nor as the base64 that went on the
+    wire (conftest.find_secret walks vars(), slots, exception links)."""
+    from conftest import assert_no_secret
+    with CaptureServer(tls_context=server_tls, users={"user": SENTINEL}) as server:
+        with smtpsend.connect("localhost", server.port, ssl_context=client_tls, username="user",
+                              password=SENTINEL, mechanisms=[mechanism]) as smtp:
+            assert_no_secret(smtp, what=f"the Client after {mechanism}")
+            smtp.login("user", SENTINEL)
+            assert_no_secret(smtp, what=f"the Client after a second {mechanism}")
+    with CaptureServer(tls_context=server_tls, users={"user": "another"}) as server:
+        with pytest.raises(smtpsend.AllServersFailed) as info:
+            smtpsend.sendmessage(b"From: a@example.com\r\nTo: b@example.com\r\n\r\nx\r\n", servers=["localhost"],
+                                 ports=[server.port], ssl_context=client_tls, username="user", password=SENTINEL,
+                                 mechanisms=[mechanism])
+    assert isinstance(info.value.attempts[0].error, smtpsend.AuthenticationError)
+    assert_no_secret(info.value, what=f"the error of a refused {mechanism}")

@@ -13,7 +13,8 @@ import smtpsend
 from smtpsend._reply import Reply, ReplyParser
 from smtpsend._sasl import (Login, Plain, SASLFailure, ScramSHA256, XOAuth2, check_credentials, choose,
                             saslprep)
-from smtpsend._send import _plan, failover, sendmessage
+from smtpsend._failover import failover, plan
+from smtpsend._sync import sendmessage
 from smtpsend._session import Close, Connect, Read, Resolve, Send, StartTLS
 from smtpsend._sync import pump
 from smtpsend.testing import CaptureServer
@@ -197,7 +198,7 @@ def test_a_421_mid_sasl_carries_no_secret_and_failover_moves_on(mechanism):
     options.pop("ssl_context")
     driver = Responder(mechanism, EXCHANGES[mechanism])
     with pytest.raises(smtpsend.AllServersFailed) as info:
-        pump(failover(_plan(**options)), driver)
+        pump(failover(plan(**options)), driver)
     errors = [a.error for a in info.value.attempts]
     assert len(errors) == 2 and all(isinstance(e, smtpsend.ServerUnavailable) for e in errors)
     assert errors[0].command == f"AUTH {mechanism} ***"

@@ -8,7 +8,7 @@ import pytest
 
 import mimecompose
 import smtpsend
-from smtpsend._send import _plan
+from smtpsend._failover import plan
 from smtpsend._session import GREETING_QUIET, Read, Session, StartTLS, Timeouts
 from smtpsend._sync import pump
 from smtpsend.testing import CaptureServer
@@ -52,10 +52,10 @@ def first_actions(servers, **options):
     bound.apply_defaults()
     arguments = dict(bound.arguments)
     arguments.pop("ssl_context")
-    plan = _plan(**arguments)
+    checked = plan(**arguments)
     seen = []
-    for host, port, implicit in plan.targets:
-        session = Session(host=host, port=port, implicit_tls=implicit, **plan.session_options)
+    for host, port, implicit in checked.targets:
+        session = Session(host=host, port=port, implicit_tls=implicit, **checked.session_options)
         seen.append((port, type(next(session.open())).__name__))
     return seen
 
@@ -208,3 +208,130 @@ def test_a_connect_error_raised_directly_ends_with_its_hint():
     with pytest.raises(smtpsend.TransportError) as info:
         smtpsend.connect("127.0.0.1", port)
     assert hint_line(info.value).startswith("hint: nothing accepts connections")
+
+
+# ---------------------------------------------------------------- the error tree, in one place each (issue 14)
+
+import ast  # noqa: E402
+import pathlib  # noqa: E402
+import re  # noqa: E402
+import socket  # noqa: E402
+import ssl  # noqa: E402
+
+from smtpsend._driver import Deadline  # noqa: E402
+from smtpsend._errors import locate  # noqa: E402
+from smtpsend._reply import Reply  # noqa: E402
+from smtpsend._transport import transport_errors  # noqa: E402
+
+SMTPSEND = pathlib.Path(__file__).resolve().parent.parent / "smtpsend"
+
+
+def test_tls_error_is_a_connection_failure():
+    assert issubclass(smtpsend.TLSError, smtpsend.TransportError)
+    assert issubclass(smtpsend.TLSError, ConnectionError)
+    error = smtpsend.TLSError("certificate verification failed", reason="certificate")
+    # a bad certificate does not get better by waiting, unlike a lost connection
+    assert not error.is_transient and not error.is_permanent
+    assert smtpsend.TransportError("connection lost").is_transient
+
+
+@pytest.mark.parametrize("error,transient,permanent", [
+    (smtpsend.ServerUnavailable("busy", Reply(451, ("4.3.0 later",))), True, False),
+    (smtpsend.ServerUnavailable("refused", Reply(554, ("no service",))), False, True),
+    (smtpsend.SenderRefused("refused", Reply(550, ("5.1.0 no",))), False, True),
+    (smtpsend.Timeout("no reply within 1 s"), True, False),
+    (smtpsend.TransportError("connection lost"), True, False),
+    (smtpsend.TLSError("handshake failed"), False, False),
+    (smtpsend.DeliveryUncertain("no reply after the data"), False, False),
+    (smtpsend.RemoteProtocolError("malformed"), False, False),
+    (smtpsend.MessageTooBig(10, 5), False, False),
+    (smtpsend.NotSupported("no SMTPUTF8"), False, False),
+    (smtpsend.AllServersFailed([]), False, False),
+], ids=lambda v: type(v).__name__ if isinstance(v, Exception) else str(v))
+def test_each_error_answers_whether_to_try_later(error, transient, permanent):
+    assert (error.is_transient, error.is_permanent) == (transient, permanent)
+
+
+def test_the_base_class_does_not_guess_from_attributes():
+    """Each class answers for itself: an error that merely carries a reply
+    (not a ReplyError) is neither transient nor permanent."""
+    class Odd(smtpsend.SMTPError):
+        pass
+    odd = Odd("something")
+    odd.reply = Reply(451, ("later",))
+    assert not odd.is_transient and not odd.is_permanent
+
+
+def test_locate_records_where_an_error_happened():
+    error = smtpsend.TransportError("connection lost")
+    assert locate(error, "mx.example", 2525, "rcpt") is error
+    assert (error.server, error.port, error.stage) == ("mx.example", 2525, "rcpt")
+    assert error.summary() == "connection lost (mx.example:2525, rcpt)"
+
+
+def test_only_locate_sets_where_an_error_happened():
+    """No module writes .server/.port/.stage on an error by hand: locate()
+    is the one place (read from the source)."""
+    by_hand = re.compile(r"\.server\s*,\s*\w+\.port\b[^=]*=[^=]|\b(exc|error|outcome)\.(server|port|stage)\s*=[^=]")
+    found = [(path.name, line.strip()) for path in sorted(SMTPSEND.glob("*.py"))
+             for line in path.read_text(encoding="utf-8").splitlines() if by_hand.search(line)]
+    assert found == [("_errors.py", "error.server, error.port, error.stage = server, port, stage")]
+
+
+def _mapped(during, exc, **where):
+    with pytest.raises(BaseException) as info:
+        with transport_errors(during, **where):
+            raise exc
+    return info.value
+
+
+@pytest.mark.parametrize("during,raised,kind,text,reason,chained", [
+    ("resolve", socket.gaierror(-2, "Name or service not known"), smtpsend.TransportError,
+     "cannot resolve 'mx.example'", None, False),
+    ("resolve", UnicodeError("label too long"), smtpsend.TransportError, "cannot resolve", None, False),
+    ("connect", ConnectionRefusedError(111, "Connection refused"), smtpsend.TransportError,
+     "cannot connect to 192.0.2.1 port 25: Connection refused", "refused", True),
+    ("connect", TimeoutError(), smtpsend.Timeout, "connect to 192.0.2.1 port 25 timed out after 3 s", None, False),
+    ("send", TimeoutError(), smtpsend.Timeout, "server did not take data for 3 s", None, False),
+    ("send", ssl.SSLError(1, "bad record mac"), smtpsend.TransportError, "TLS error while sending", None, True),
+    ("send", BrokenPipeError(32, "Broken pipe"), smtpsend.TransportError,
+     "connection lost while sending: Broken pipe", None, True),
+    ("read", ConnectionResetError(104, "Connection reset by peer"), smtpsend.TransportError,
+     "connection lost: Connection reset by peer", None, True),
+    ("read", ssl.SSLZeroReturnError(6, "TLS/SSL connection has been closed"), smtpsend.TransportError,
+     "TLS error while reading", None, True),
+    ("handshake", TimeoutError(), smtpsend.TLSError, "TLS handshake timed out after 3 s", None, False),
+    ("handshake", ssl.SSLCertVerificationError(1, "certificate verify failed"), smtpsend.TLSError,
+     "certificate verification failed", "certificate", True),
+    ("handshake", ConnectionResetError(104, "reset"), smtpsend.TLSError, "TLS handshake failed", None, True),
+])
+def test_transport_errors_maps_each_lower_layer_error(during, raised, kind, text, reason, chained):
+    error = _mapped(during, raised, timeout=3, host="mx.example" if during == "resolve" else "192.0.2.1",
+                    port=25)
+    assert type(error) is kind and text in str(error) and error.reason == reason
+    assert (error.__cause__ is raised) == chained
+    assert error.__suppress_context__   # never "during handling of the above..." twice
+
+
+def test_transport_errors_reads_time_out_at_the_deadline():
+    deadline = Deadline(0.0, "no reply")
+    error = _mapped("read", TimeoutError(), deadline=deadline)
+    assert type(error) is smtpsend.Timeout and str(error).startswith("no reply within 0.0 s")
+
+
+@pytest.mark.parametrize("raised", [smtpsend.RemoteProtocolError("malformed"), ValueError("not ours"),
+                                    UnicodeError("not a look-up")])
+def test_transport_errors_lets_other_errors_through(raised):
+    assert _mapped("read", raised) is raised
+
+
+def test_the_drivers_map_lower_layer_errors_only_through_transport_errors():
+    """Neither driver catches a socket, ssl or OS error to turn it into an
+    SMTPError itself (closing quietly aside)."""
+    for name in ("_sync.py", "_async.py"):
+        tree = ast.parse((SMTPSEND / name).read_text(encoding="utf-8"))
+        for handler in (n for n in ast.walk(tree) if isinstance(n, ast.ExceptHandler)):
+            raises = [n for n in ast.walk(handler) if isinstance(n, ast.Raise) and n.exc is not None]
+            caught = ast.unparse(handler.type) if handler.type else ""
+            if re.search(r"OSError|SSLError|socket\.|TimeoutError|gaierror", caught):
+                assert not raises or caught == "asyncio.TimeoutError", f"{name}:{handler.lineno}: {caught}"

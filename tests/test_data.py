@@ -236,3 +236,13 @@ def test_binary_without_a_7bit_form_is_refused_by_a_data_server():
     with pytest.raises(smtpsend.NotSupported):
         send(data, sink)
     assert b"MAIL" not in sink.written
+
+
+def test_a_finalized_part_is_refused_before_anything_is_measured():
+    # MessageData goes through Part.iterbytes, which refuses a finalized part
+    # as buildmessage does (built parts were serialised regardless before)
+    for part in (mimecompose.initialize("text/plain", string="x"),
+                 mimecompose.initialize(string=b"Subject: s\r\n\r\nbody\r\n")):
+        part.finalize()
+        with pytest.raises(mimecompose.MimeError, match="finalized"):
+            MessageData.from_part(part)

@@ -28,7 +28,7 @@ import pytest
 
 import mimecompose
 import smtpsend
-from smtpsend import _send
+from smtpsend import _failover
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -74,7 +74,7 @@ class DryRun:
         bound.apply_defaults()
         arguments = dict(bound.arguments)
         arguments.pop("ssl_context")
-        self.plans.append(_send._plan(**arguments))
+        self.plans.append(_failover.plan(**arguments))
         return []
 
 

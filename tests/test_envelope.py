@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import mimecompose
 import smtpsend
 from mimecompose import strategies as mst
+from smtpsend._envelope import prepare
 
 
 def msg(**fields):
@@ -442,3 +443,40 @@ def test_transmitting_without_from_still_needs_one(capture):
     # with an originator to write one from, the copy gets From: <originator>
     _, data = smtpsend.transmitted(part, originator="a@x.org")
     assert b"\r\nFrom: <a@x.org>\r\n" in data
+
+
+# ---------------------------------------------------------------- through mimecompose's public API (issue 14)
+
+FIXED = [("Date", "Tue, 01 Dec 2026 10:00:00 +0000"), ("Message-ID", "<m@example.com>")]
+
+
+def _mime_versions(data):
+    return [line for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n") if line.lower().startswith(b"mime-version")]
+
+
+@pytest.mark.parametrize("raw,expected", [
+    (b"From: a@x.org\r\nTo: b@y.org\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nbody\r\n",
+     [b"MIME-Version: 1.0"]),                                       # parsed, MIME without the version: added
+    (b"From: a@x.org\r\nTo: b@y.org\r\nMIME-Version: 1.0 (theirs)\r\nContent-Type: text/plain\r\n\r\nbody\r\n",
+     [b"MIME-Version: 1.0 (theirs)"]),                              # parsed, has one: kept, not doubled
+    (b"From: a@x.org\r\nTo: b@y.org\r\n\r\nplain RFC 5322 text\r\n", []),   # parsed, not MIME: none added
+])
+def test_transmitted_mime_version_of_a_parsed_message(raw, expected):
+    _env, data = smtpsend.transmitted(raw, header=FIXED)
+    assert _mime_versions(data) == expected
+
+
+def test_transmitted_mime_version_of_a_built_message_is_the_serialisers_one():
+    _env, data = smtpsend.transmitted(msg(From="a@x.org", To="b@y.org"), header=FIXED)
+    assert _mime_versions(data) == [b"MIME-Version: 1.0"]
+
+
+def test_envelope_reads_the_fields_not_the_content(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("x")
+    part = mimecompose.initialize("text/plain", file=str(path), header=[("From", "a@x.org"), ("To", "b@y.org")])
+    path.unlink()
+    assert smtpsend.envelope(part) == smtpsend.Envelope("a@x.org", ["b@y.org"])
+    prepared = prepare(part)     # what sendmessage does first: still no content read
+    assert prepared.envelope == smtpsend.Envelope("a@x.org", ["b@y.org"])
+    assert [name for name, _ in prepared.add] == ["Date", "Message-ID"]

@@ -269,7 +269,7 @@ def test_client_reconnects_after_the_server_closed(monkeypatch):
 
 def test_one_call_helpers():
     with CaptureServer() as server:
-        assert smtpsend.help(server="localhost", port=server.port).code == 500
-        assert smtpsend.verify("x@y.org", "localhost", server.port).code == 252
+        assert smtpsend.smtp_help(server="localhost", port=server.port).code == 500
+        assert smtpsend.verify("x@y.org", server="localhost", port=server.port).code == 252
         with pytest.raises(smtpsend.AllServersFailed):
             smtpsend.etrn("example.org", servers=["localhost"], ports=[server.port])

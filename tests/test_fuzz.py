@@ -34,6 +34,8 @@ SEEDS = {
                           b"250 ok\r\n421 4.3.2 closing\r\n", b"250 x\r\n250 2.1.0\r\n250 2.1.5\r\n554 no\r\n221 x\r\n"],
     "transmitted_message": [b"From: a@x.org\r\nTo: b@y.org\r\nBcc: c@z.org\r\nSubject: s\rBCC : d@z.org\r\n"
                             b"Resent-From: f@x.org\nResent-Bcc: e@z.org\n\nbody\rline\n"],
+    "dkim_signature": [b"From: a@example.com\r\nSubject:  folded\r\n\t value \r\nFrom: b@example.com\r\n\r\n"
+                       b"line  with \t space \r\n\r\n \r\n\n\r\n"],
 }
 
 

@@ -11,7 +11,7 @@ import pytest
 
 import mimecompose
 import smtpsend
-from smtpsend._send import _tracer
+from smtpsend._options import tracer as _tracer
 from smtpsend.testing import CaptureServer
 
 from conftest import SENTINEL

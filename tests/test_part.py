@@ -279,3 +279,147 @@ def test_a_given_boundary_is_used_and_parses_back():
     assert b"\r\n--a'()+_,-./:=? z--\r\n" in data
     [again] = mimecompose.initialize(string=data, strict=True).getproperty("parts")
     assert again.getbody() == b"x"
+
+
+# ---------------------------------------------------------------- the entry points smtpsend uses (issue 14)
+
+def _wire_header(data):
+    return data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+
+
+def test_fields_of_a_built_part_are_the_ones_given_without_the_content_fields(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_text("x")
+    part = initialize("text/plain", file=str(path), filename="Bericht März.txt",
+                      header=[("Subject", "Grüße"), ("To", "a@example.com")])
+    path.unlink()    # fields() never reads the content: the file is not needed
+    assert [name for name, _ in part.fields()] == ["Content-Disposition", "Subject", "To"]
+    assert part.fields()[1] == ("Subject", "Grüße")
+    text = initialize("text/plain", string="x", header=[("Subject", "S")])
+    assert [n for n, _ in text.getheader()] == ["Subject", "Content-Type"]
+    assert text.fields() == [("Subject", "S")]
+    part.setheader("Subject", "Hallo")
+    part.setheader("Cc", "b@example.com", mode="append")
+    assert part.fields()[1:] == [("Subject", "Hallo"), ("To", "a@example.com"), ("Cc", "b@example.com")]
+    assert part.parsed is False
+
+
+def test_fields_of_a_parsed_part_are_every_field_read_decoded_or_as_written():
+    raw = (b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nContent-Type: text/plain;\r\n charset=utf-8\r\n"
+           b"To: a@example.com\r\n\r\nbody\r\n")
+    part = initialize(string=raw)
+    assert part.parsed is True
+    assert part.fields() == [("Subject", "Grüße"), ("Content-Type", "text/plain; charset=utf-8"),
+                             ("To", "a@example.com")]
+    assert part.fields(decode=False)[0] == ("Subject", "=?utf-8?q?Gr=C3=BC=C3=9Fe?=")
+    assert part.fields() == part.getheader()
+
+
+def test_parsed_is_per_part():
+    inner = b"Subject: inner\r\n\r\nhello\r\n"
+    wrapper = initialize("message/rfc822", string=inner)
+    assert wrapper.parsed is False
+    assert wrapper.getproperty("parts")[0].parsed is True
+
+
+def test_iterbytes_adds_and_omits_fields_of_the_written_copy_only():
+    part = initialize("text/plain", string="Grüße\n",
+                      header=[("From", "a@example.com"), ("Bcc", "hidden@example.com"), ("Subject", "S")])
+    before = part.buildmessage()
+    data = b"".join(part.iterbytes(add={"Date": "Tue, 01 Dec 2026 10:00:00 +0000", "X-Tag": "Grüße"},
+                                   omit=["BCC", "subject"]))
+    header = _wire_header(data)
+    assert header[0] == b"Date: Tue, 01 Dec 2026 10:00:00 +0000"
+    assert header[1].startswith(b"X-Tag: =?") and initialize(string=data).getheader("X-Tag") == ["Grüße"]
+    assert b"From: a@example.com" in header and b"MIME-Version: 1.0" in header
+    assert not any(line.lower().startswith((b"bcc:", b"subject:")) for line in header)
+    assert data.split(b"\r\n\r\n", 1)[1] == before.split(b"\r\n\r\n", 1)[1]
+    assert part.buildmessage() == before     # the part is unchanged
+    assert b"".join(part.iterbytes(omit="Bcc")).count(b"Bcc") == 0   # one name alone
+
+
+def test_iterbytes_add_mime_version_stands_in_for_the_built_one():
+    part = initialize("text/plain", string="x")
+    header = _wire_header(b"".join(part.iterbytes(add=[("MIME-Version", "1.0 (built)")])))
+    assert [line for line in header if line.lower().startswith(b"mime-version")] == [b"MIME-Version: 1.0 (built)"]
+
+
+def test_iterbytes_of_an_unchanged_parsed_message_with_options_rewrites_only_the_header():
+    raw = b"From: a@example.com\nBcc: x@example.com\nContent-Type: text/plain\n\nline\n"
+    part = initialize(string=raw)
+    assert b"".join(part.iterbytes()) == raw.replace(b"\n", b"\r\n")
+    data = b"".join(part.iterbytes(add=[("Date", "now")], omit={"bcc"}))
+    assert data == b"Date: now\r\nFrom: a@example.com\r\nContent-Type: text/plain\r\n\r\nline\r\n"
+
+
+def test_iterbytes_seven_bit_reencodes_8bit_content():
+    part = initialize("multipart/mixed", parts=[
+        initialize("text/plain", string="Grüße " * 30, encoding="8bit"),
+        initialize("application/octet-stream", string=b"\x00\xff" * 10, encoding="binary")])
+    data = b"".join(part.iterbytes(seven_bit=True))
+    assert data.isascii()
+    assert b"Content-Transfer-Encoding: quoted-printable" in data and b"Content-Transfer-Encoding: base64" in data
+    again = initialize(string=data, strict=True)
+    text, blob = again.getproperty("parts")
+    assert text.getbody(decode=True) == "Grüße " * 30 and blob.getbody() == b"\x00\xff" * 10
+    assert not b"".join(part.iterbytes()).isascii()
+
+
+@pytest.mark.parametrize("kwargs,error", [
+    (dict(add=[("Content-Type", "text/html")]), MimeError),
+    (dict(add=[("content-transfer-encoding", "8bit")]), MimeError),
+    (dict(add=[("Content-MD5", "x")]), MimeError),
+    (dict(omit=["Content-Type"]), MimeError),
+    (dict(omit="content-transfer-encoding"), MimeError),
+    (dict(add=[("Bad Name", "x")]), MimeError),
+    (dict(add=[("X-Evil\r\nBcc", "x")]), mimecompose.HeaderInjectionError),
+    (dict(add=[("Subject", "a\r\nBcc: victim@example.com")]), mimecompose.HeaderInjectionError),
+    (dict(add=[("Subject", "a\x00")]), mimecompose.HeaderInjectionError),
+    (dict(add="Subject: x"), TypeError),
+    (dict(add=[("Subject",)]), TypeError),
+    (dict(omit=[b"bcc"]), TypeError),
+    (dict(omit=[3]), TypeError),
+])
+def test_iterbytes_refuses_bad_options_before_writing_anything(kwargs, error):
+    part = initialize("text/plain", string="x", header=[("Subject", "S")])
+    with pytest.raises(error):
+        part.iterbytes(**kwargs)
+
+
+def test_iterbytes_of_a_finalized_part_is_refused():
+    part = initialize(string=b"Subject: s\r\n\r\nbody\r\n")
+    part.finalize()
+    with pytest.raises(MimeError, match="finalized"):
+        part.iterbytes(add=[("Date", "now")])
+
+
+@pytest.mark.parametrize("name,value,error", [
+    ("Subject", "fine", None),
+    ("X-Grüße", "x", MimeError),
+    ("Two Words", "x", MimeError),
+    ("Colon:", "x", MimeError),
+    ("", "x", MimeError),
+    ("X-A\r\nBcc", "x", mimecompose.HeaderInjectionError),
+    ("Subject", "a\nb", mimecompose.HeaderInjectionError),
+    ("Subject", "a\rb", mimecompose.HeaderInjectionError),
+    ("Subject", "a\x00", mimecompose.HeaderInjectionError),
+    ("Subject", 3, MimeError),
+])
+def test_checkheader_refuses_what_setheader_refuses(name, value, error):
+    part = initialize("text/plain", string="x")
+    if error is None:
+        mimecompose.checkheader(name, value)
+        part.setheader(name, value)
+        return
+    with pytest.raises(error):
+        mimecompose.checkheader(name, value)
+    with pytest.raises(error):
+        part.setheader(name, value)
+
+
+def test_line_break_normalizer_is_public_and_streams():
+    lines = mimecompose.LineBreakNormalizer()
+    out = b"".join([lines.feed(b"a\r"), lines.feed(b"\nb\n"), lines.feed(b"c\r"), lines.feed(b"d\r"),
+                    lines.flush()])
+    assert out == b"a\r\nb\r\nc\r\nd\r\n"
+    assert mimecompose.LineBreakNormalizer(b"\n").feed(b"x\r\ny\rz") == b"x\ny\nz"

@@ -5,6 +5,7 @@ import base64
 import hashlib
 import hmac
 import io
+import logging
 import re
 import socket
 import threading
@@ -17,7 +18,9 @@ import pytest
 import mimecompose
 import smtpsend
 from smtpsend import pop3
+from smtpsend._secret import Secret
 
+from conftest import SENTINEL, find_secret
 from servers import Conversation, Forwarder
 
 GREETING = b"+OK POP3 ready <1896.697170952@dbc.mtview.ca.us>\r\n"
@@ -109,7 +112,7 @@ def test_login_failure_lists_each_method():
         with pytest.raises(pop3.AuthenticationFailed) as info:
             box.login("u", "pw")
         assert [m for m, _ in info.value.errors] == ["USER/PASS"]
-        assert isinstance(info.value, smtpsend.SMTPError)
+        assert isinstance(info.value, pop3.POP3Error) and not isinstance(info.value, smtpsend.SMTPError)
         box.close()
 
 
@@ -478,3 +481,125 @@ def test_listing_cap_counts_entries_not_only_octets():
             box.list()
         with pytest.raises(smtpsend.TransportError):   # the rest of that response was not read: closed
             box.noop()
+
+
+# ---------------------------------------------------------------- the error tree, the shared machinery
+
+def test_err_response_and_failed_login_are_pop3_errors_not_smtp_errors():
+    script = [("S", b"+OK ready\r\n"), *NO_STLS, ("C", b"NOOP\r\n"), ("S", b"-ERR not now\r\n"),
+              ("C", b"USER u\r\n"), ("S", b"-ERR who\r\n"), ("CLOSE",)]
+    with Conversation(script) as server:
+        box = open_box(server, tlspolicy="insecure")
+        with pytest.raises(pop3.POP3Error) as err:
+            box.noop()
+        with pytest.raises(pop3.POP3Error) as failed:
+            box.login("u", "pw")
+        box.close()
+    assert isinstance(err.value, pop3.ErrResponse) and err.value.text == "not now"
+    assert isinstance(failed.value, pop3.AuthenticationFailed)
+    for error in (err.value, failed.value):
+        assert not isinstance(error, smtpsend.SMTPError)
+        assert not isinstance(error, ConnectionError)
+
+
+def test_quit_refused_at_the_end_of_a_with_block_only_closes():
+    script = [("S", b"+OK ready\r\n"), *NO_STLS, ("C", b"QUIT\r\n"), ("S", b"-ERR cannot commit\r\n")]
+    with Conversation(script) as server:
+        with open_box(server) as box:
+            pass   # leaving the block sends QUIT; its -ERR (now not an SMTPError) must not escape
+    with pytest.raises(OSError):
+        box._sock.recv(1)   # closed
+
+
+def test_connection_failures_are_the_shared_transport_errors():
+    """The connection's failures are mapped by smtpsend._transport.transport_errors:
+    the same classes, messages and reasons as on the SMTP side."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]   # bound, never listening: refused
+        with pytest.raises(smtpsend.TransportError) as refused:
+            pop3.connect("127.0.0.1", port, timeout=2)
+    assert refused.value.reason == "refused" and isinstance(refused.value, ConnectionError)
+    assert not isinstance(refused.value, pop3.POP3Error)
+    with Conversation([("S", b"+OK plaintext where TLS was expected\r\n"), ("CLOSE",)]) as server:
+        with pytest.raises(smtpsend.TLSError) as plaintext:
+            pop3.connect("127.0.0.1", server.port, tls="implicit", timeout=2)
+    assert plaintext.value.reason == "plaintext"
+    with Conversation([("S", b"+OK ready\r\n"), *NO_STLS, ("C", b"NOOP\r\n"), ("CLOSE",)]) as server:
+        box = open_box(server)
+        with pytest.raises(smtpsend.TransportError, match="connection closed by the server"):
+            box.noop()
+        box.close()
+
+
+def _frames(tb):
+    while tb is not None:
+        yield tb.tb_frame
+        tb = tb.tb_next
+
+
+def test_the_password_is_held_as_a_secret():
+    """Neither vars() of a POP3 object nor the locals of login() (what an
+    error tracker records with a traceback) hold the password as text."""
+    script = [("S", GREETING), ("C", b"USER u\r\n"), ("S", b"+OK\r\n"),
+              ("C", f"PASS {SENTINEL}\r\n".encode()), ("CLOSE",)]
+    with Conversation(script) as server:
+        box = open_box(server, tls="none", tlspolicy="insecure")
+        with pytest.raises(smtpsend.TransportError) as info:
+            box.login("u", SENTINEL)
+        box.close()
+    assert not find_secret(box)
+    login = [f for f in _frames(info.value.__traceback__) if f.f_code.co_name == "login"]
+    assert login and not find_secret(dict(login[0].f_locals))
+    assert any(isinstance(v, Secret) for v in login[0].f_locals.values())
+
+
+def test_a_secret_is_accepted_as_the_password():
+    digest = hashlib.md5(GREETING[GREETING.index(b"<"):GREETING.index(b">") + 1] + b"pw").hexdigest()
+    script = [("S", GREETING), ("C", b"USER u\r\n"), ("S", b"+OK\r\n"), ("C", b"PASS pw\r\n"),
+              ("S", b"-ERR no\r\n"), ("C", f"APOP u {digest}\r\n".encode()), ("S", b"+OK in\r\n"), ("CLOSE",)]
+    with Conversation(script) as server:
+        box = open_box(server, tls="none", tlspolicy="insecure")
+        assert box.login("u", Secret("pw")) == "in"
+        box.close()
+    with Conversation([("S", GREETING), ("CLOSE",)]) as server:
+        box = open_box(server, tls="none", tlspolicy="insecure")
+        with pytest.raises(smtpsend.UsageError, match="must be a str"):
+            box.login("u", b"pw")
+        box.close()
+
+
+def test_transcript_goes_to_the_smtpsend_logger_redacted(caplog):
+    digest = hashlib.md5(b"<1896.697170952@dbc.mtview.ca.us>" + SENTINEL.encode()).hexdigest()
+    script = [("S", GREETING), ("C", b"USER u\r\n"), ("S", b"+OK\r\n"),
+              ("C", f"PASS {SENTINEL}\r\n".encode()), ("S", b"-ERR no\r\n"),
+              ("C", f"APOP u {digest}\r\n".encode()), ("S", b"+OK in\r\n"), ("CLOSE",)]
+    with caplog.at_level(logging.DEBUG, logger="smtpsend"):
+        with Conversation(script) as server:
+            box = open_box(server, tls="none", tlspolicy="insecure")
+            box.login("u", SENTINEL)
+            box.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "smtpsend" and r.levelno == logging.DEBUG]
+    assert lines == ["S: " + GREETING.decode().strip(), "C: USER u", "S: +OK", "C: PASS ***", "S: -ERR no",
+                     "C: APOP u ***", "S: +OK in"]
+    assert not any(SENTINEL in line or digest in line for line in lines)
+
+
+def test_logfile_is_a_handler_of_its_own_connection(tmp_path):
+    """logfile= gets its connection's lines whatever the logger's level, and
+    only its connection's; close() closes the file."""
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    logger = logging.getLogger("smtpsend")
+    old = logger.level
+    logger.setLevel(logging.WARNING)   # the logger itself takes no DEBUG records
+    try:
+        with Conversation([("S", b"+OK first\r\n"), ("CLOSE",)]) as one, \
+                Conversation([("S", b"+OK second\r\n"), ("CLOSE",)]) as two:
+            boxes = [pop3.connect("127.0.0.1", s.port, tls="none", logfile=str(log), timeout=2)
+                     for s, log in zip((one, two), logs)]
+            for box in boxes:
+                box.close()
+    finally:
+        logger.setLevel(old)
+    assert logs[0].read_text() == "S: +OK first\n" and logs[1].read_text() == "S: +OK second\n"
+    assert all(box._handler.stream is None for box in boxes)   # closed with the connection

@@ -83,9 +83,9 @@ def test_etrn_and_vrfy(rig):
         assert reply.code == 250 and "Queuing started" in reply.text
     finally:
         rig.purge_deferred()
-    reply = smtpsend.verify("alice@example.test", "localhost", rig.ports["smtp"], ssl_context=rig.context)
+    reply = smtpsend.verify("alice@example.test", server="localhost", port=rig.ports["smtp"], ssl_context=rig.context)
     assert reply.code == 252 and str(reply.status) == "2.0.0"
-    reply = smtpsend.verify("nobody@example.test", "localhost", rig.ports["smtp"], ssl_context=rig.context)
+    reply = smtpsend.verify("nobody@example.test", server="localhost", port=rig.ports["smtp"], ssl_context=rig.context)
     assert reply.code == 550 and str(reply.status) == "5.1.1"
     with smtpsend.connect("localhost", rig.ports["smtp"], ssl_context=rig.context) as smtp:
         assert smtp.expn("team@example.test").code == 500   # Postfix does not implement EXPN

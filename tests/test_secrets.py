@@ -112,7 +112,7 @@ def test_errors_of_a_failed_login_hold_no_readable_secret(server_tls, client_tls
 
 def test_the_send_plan_holds_no_readable_secret():
     import inspect
-    from smtpsend._send import _plan
+    from smtpsend._failover import plan as _plan
     bound = inspect.signature(smtpsend.sendmessage).bind(b"From: a@x.org\r\nTo: b@y.org\r\n\r\nx\r\n",
                                                          username="user", password=SENTINEL, token=SENTINEL)
     bound.apply_defaults()

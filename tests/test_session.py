@@ -385,3 +385,232 @@ def test_timeouts_from_rfc_5321_and_maxsecs():
     t = Timeouts.make(None, 42)
     assert (t.greeting, t.command, t.data_start, t.data_block, t.final) == (300, 300, 120, 180, 42)
     assert Timeouts.make(5, 9).command == 5 and Timeouts.make(5, 9).final == 9
+
+
+# ---------------------------------------------------------------- the layout (issue 14)
+
+import ast  # noqa: E402
+import inspect  # noqa: E402
+import pathlib  # noqa: E402
+import typing  # noqa: E402
+
+from smtpsend import _failover, _options  # noqa: E402
+from smtpsend._esmtp import Delivery  # noqa: E402
+from smtpsend._extensions import Extensions  # noqa: E402
+from smtpsend._reply import Reply  # noqa: E402
+from smtpsend._transaction import (chunked, pipelined, pipelined_chunks, pipelined_last, plain,  # noqa: E402
+                                   shape_for)
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SMTPSEND = ROOT / "smtpsend"
+
+# smtpsend's core, lowest first, as docs/architecture.md draws it: a module
+# imports only modules of the layers before its own, at module level.
+LAYERS = [
+    {"_errors", "_secret"},
+    {"_reply", "_sasl", "_data"},
+    {"_extensions", "_envelope", "_driver"},
+    {"_transport", "_verdicts"},
+    {"_channel", "_esmtp"},
+    {"_setup", "_transaction"},
+    {"_bulk", "_options"},
+    {"_session"},
+    {"_failover"},
+    {"_sync"},
+    {"_async", "_client"},
+    {"__init__"},
+]
+RANK = {name: n for n, layer in enumerate(LAYERS) for name in layer}
+
+
+def _smtpsend_imports(path):
+    """(line, imported smtpsend module, at module level?) for every import of
+    a smtpsend module in ``path``; imports under ``if TYPE_CHECKING`` are left out."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top = {id(n) for n in tree.body}
+    checking = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                and ast.unparse(node.test).endswith("TYPE_CHECKING") for n in ast.walk(node)}
+    for node in ast.walk(tree):
+        if id(node) in checking:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            names = [node.module] if node.module else [a.name for a in node.names]
+            for name in names:
+                yield node.lineno, name.split(".")[0], id(node) in top
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("smtpsend"):
+            yield node.lineno, (node.module.split(".") + ["__init__"])[1], id(node) in top
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("smtpsend."):
+                    yield node.lineno, alias.name.split(".")[1], id(node) in top
+
+
+@pytest.mark.parametrize("name", sorted(RANK), ids=str)
+def test_smtpsend_core_imports_flow_one_way(name):
+    path = SMTPSEND / f"{name}.py"
+    if not path.exists():
+        pytest.skip(f"{name}.py is not there")
+    wrong = [f"line {line}: {name} imports {target}" + ("" if top else " inside a function")
+             for line, target, top in _smtpsend_imports(path)
+             if RANK.get(target, len(LAYERS)) >= RANK[name] or not top]
+    assert wrong == []
+
+
+def test_the_layer_check_sees_a_violation(tmp_path):
+    bad = tmp_path / "_driver.py"
+    bad.write_text("from ._session import Session\ndef f():\n    from . import _errors\n"
+                   "import typing\nif typing.TYPE_CHECKING:\n    from ._client import Client\n")
+    assert list(_smtpsend_imports(bad)) == [(1, "_session", True), (3, "_errors", False)]
+
+
+def test_the_architecture_page_names_every_core_module():
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    assert [name for name in sorted(RANK) if (SMTPSEND / f"{name}.py").exists()
+            and f"`{name}" not in page] == []
+    assert "## mimecompose" in page
+
+
+# the modules whose import lines on the architecture page are checked exactly
+# (the others -- _data, _envelope -- only by their layer)
+DRAWN = ["__init__", "_async", "_client", "_sync", "_failover", "_session", "_bulk", "_options", "_setup",
+         "_transaction", "_channel", "_esmtp", "_transport", "_verdicts", "_driver", "_extensions", "_reply",
+         "_sasl", "_errors", "_secret"]
+
+
+def test_the_architecture_page_lists_each_modules_imports():
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    drawn = {}
+    for line in page.splitlines():
+        name, arrow, rest = line.partition(" -> ")
+        if arrow and name.strip() in RANK:
+            drawn[name.strip()] = set() if "(nothing)" in rest else {t.strip() for t in rest.split(",")}
+    actual = {name: {target for _, target, _ in _smtpsend_imports(SMTPSEND / f"{name}.py")} for name in DRAWN}
+    assert {name: drawn.get(name) for name in DRAWN} == actual
+
+
+def test_client_uses_only_the_dialogues_public_methods():
+    """Client reaches into no private attribute of another object (the
+    session, its setup, the connection): only its own."""
+    tree = ast.parse((SMTPSEND / "_client.py").read_text(encoding="utf-8"))
+    private = [f"line {n.lineno}: {ast.unparse(n)}" for n in ast.walk(tree)
+               if isinstance(n, ast.Attribute) and n.attr.startswith("_") and not n.attr.startswith("__")
+               and not (isinstance(n.value, ast.Name) and n.value.id == "self")]
+    assert private == []
+
+
+def test_failover_does_no_io():
+    imported = {line.split()[1].split(".")[0] for line in
+                (SMTPSEND / "_failover.py").read_text(encoding="utf-8").splitlines()
+                if line.startswith(("import ", "from "))}
+    assert not imported & {"socket", "ssl", "asyncio", "select", "selectors"}
+
+
+DIALOGUE = ["_setup.py", "_transaction.py", "_bulk.py", "_session.py", "_channel.py", "_failover.py",
+            "_client.py"]
+
+
+@pytest.mark.parametrize("name", DIALOGUE)
+def test_only_the_verdicts_read_reply_codes(name):
+    """What a reply means is decided in smtpsend._verdicts alone: the
+    dialogue modules never compare a reply code (they may print one)."""
+    def reads_code(node):   # ``reply.code``, ``reply.code // 100``: not inside a call's arguments
+        return (isinstance(node, ast.Attribute) and node.attr == "code") or \
+            (isinstance(node, ast.BinOp) and (reads_code(node.left) or reads_code(node.right)))
+    tree = ast.parse((SMTPSEND / name).read_text(encoding="utf-8"))
+    compared = [f"line {n.lineno}: {ast.unparse(n)}" for n in ast.walk(tree) if isinstance(n, ast.Compare)
+                and any(reads_code(part) for part in [n.left, *n.comparators])]
+    assert compared == []
+
+
+@pytest.mark.parametrize("keywords,atleastone,shape", [
+    ((), False, plain), ((), True, plain),
+    (("CHUNKING",), False, chunked),
+    (("PIPELINING",), False, pipelined), (("PIPELINING",), True, pipelined),
+    (("PIPELINING", "CHUNKING"), False, pipelined_chunks),
+    (("PIPELINING", "CHUNKING"), True, pipelined_last),
+])
+def test_one_shape_per_combination_of_extensions(keywords, atleastone, shape):
+    ext = Extensions.from_reply(Reply(250, ("mx.example",) + keywords))
+    assert shape_for(ext, Delivery(atleastone=atleastone)) is shape
+
+
+# ---------------------------------------------------------------- the public API's shape
+
+def _parameters(function):
+    return [p for p in inspect.signature(function).parameters.values() if p.name != "self"]
+
+
+KEYWORD_AFTER_FIRST = [smtpsend.sendmessage, smtpsend.asendmessage, smtpsend.Client.sendmessage,
+                       smtpsend.Client.sendmessages, smtpsend.verify, smtpsend.expand, smtpsend.smtp_help,
+                       smtpsend.etrn, smtpsend.Client.mail, smtpsend.Client.rcpt, smtpsend.envelope,
+                       smtpsend.transmitted]
+
+
+@pytest.mark.parametrize("function", KEYWORD_AFTER_FIRST, ids=lambda f: f.__qualname__)
+def test_options_after_the_first_argument_are_keyword_only(function):
+    rest = _parameters(function)[1:]
+    assert rest and all(p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in rest), \
+        [p.name for p in rest if p.kind not in (p.KEYWORD_ONLY, p.VAR_KEYWORD)]
+
+
+def test_connect_takes_its_address_then_keywords():
+    server, port, *rest = _parameters(smtpsend.connect)
+    assert (server.name, port.name) == ("server", "port")
+    assert all(p.kind is p.KEYWORD_ONLY for p in rest)
+
+
+def test_asendmessage_has_sendmessage_written_out():
+    sync, asyn = inspect.signature(smtpsend.sendmessage), inspect.signature(smtpsend.asendmessage)
+    assert inspect.iscoroutinefunction(smtpsend.asendmessage)
+    assert [(p.name, p.kind, p.default, p.annotation) for p in asyn.parameters.values()] == \
+        [(p.name, p.kind, p.default, p.annotation) for p in sync.parameters.values()]
+    assert asyn.return_annotation == sync.return_annotation
+    assert "args" not in asyn.parameters and "kwargs" not in asyn.parameters
+
+
+def test_plan_checks_what_sendmessage_takes():
+    wanted = [(p.name, p.default, p.annotation) for p in _parameters(smtpsend.sendmessage)
+              if p.name != "ssl_context"]
+    assert [(p.name, p.default, p.annotation) for p in _parameters(_failover.plan)] == wanted
+
+
+def test_the_one_call_helpers_pass_on_connects_options():
+    keywords = [p.name for p in _parameters(smtpsend.connect) if p.kind is p.KEYWORD_ONLY]
+    assert list(typing.get_type_hints(_options.ConnectOptions)) == keywords
+
+
+def test_every_public_function_is_fully_typed():
+    functions = [getattr(smtpsend, name) for name in smtpsend.__all__ if inspect.isfunction(getattr(smtpsend, name))]
+    functions += [f for name, f in vars(smtpsend.Client).items() if inspect.isfunction(f)
+                  and not name.startswith("_")]
+    untyped = [f"{f.__qualname__}({p.name})" for f in functions for p in _parameters(f)
+               if p.annotation is p.empty]
+    untyped += [f"{f.__qualname__} -> ?" for f in functions if inspect.signature(f).return_annotation is
+                inspect.Signature.empty]
+    assert untyped == []
+
+
+def _classes(hint):
+    if isinstance(hint, type):
+        yield hint
+    for arg in typing.get_args(hint):
+        yield from _classes(arg)
+
+
+def test_the_types_public_methods_return_are_exported():
+    functions = [getattr(smtpsend, name) for name in smtpsend.__all__ if inspect.isfunction(getattr(smtpsend, name))]
+    functions += [f for name, f in vars(smtpsend.Client).items() if inspect.isfunction(f)
+                  and not name.startswith("_")]
+    returned = {cls for f in functions for cls in _classes(typing.get_type_hints(f).get("return"))
+                if cls.__module__.startswith("smtpsend")}
+    assert sorted(c.__name__ for c in returned if getattr(smtpsend, c.__name__, None) is not c) == []
+    assert {"Extensions", "TLSInfo", "Event", "Reply", "Rejected", "Outcome"} <= set(smtpsend.__all__)
+
+
+def test_no_exported_name_hides_a_builtin():
+    import builtins
+    assert [name for name in smtpsend.__all__ if hasattr(builtins, name)] == []
+    namespace: dict = {}
+    exec("from smtpsend import *", namespace)
+    assert "help" not in namespace
+    assert smtpsend.Client.help.__name__ == "help"   # on a connection, HELP keeps its SMTP name

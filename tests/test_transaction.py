@@ -354,3 +354,59 @@ def test_bulk_sending_stops_at_a_changed_message(monkeypatch):
     assert isinstance(outcomes[2], smtpsend.TransportError)
     sent = script.writes[-1].split(b"BDAT %d LAST\r\n" % changing.size, 1)[1]
     assert 0 < len(sent) < changing.size                           # the changed one never complete
+
+
+# ---------------------------------------------------------------- per-transaction state (issue 14)
+
+def _holds(value, target, seen=None):
+    """Whether ``target`` is reachable from ``value`` through attributes,
+    lists, tuples and dicts."""
+    seen = set() if seen is None else seen
+    if value is target:
+        return True
+    if id(value) in seen or isinstance(value, (str, bytes, int, float, type(None))):
+        return False
+    seen.add(id(value))
+    if isinstance(value, dict):
+        return any(_holds(v, target, seen) for v in value.values())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_holds(v, target, seen) for v in value)
+    return hasattr(value, "__dict__") and _holds(vars(value), target, seen)
+
+
+@pytest.mark.parametrize("keywords,atleastone", [((), False), (("PIPELINING",), False),
+                                                 (("PIPELINING", "CHUNKING"), True)])
+def test_nothing_of_a_transaction_stays_on_the_session(keywords, atleastone):
+    env = Envelope("a@x.org", ["b@y.org"])
+    data = message()
+    group = [("C", b"MAIL FROM:<a@x.org>\r\n"), ("S", b"250 ok\r\n"), ("C", b"RCPT TO:<b@y.org>\r\n"),
+             ("S", b"250 ok\r\n")]
+    if "CHUNKING" in keywords:
+        steps = [("C", b"MAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.org>\r\nBDAT %d LAST\r\n" % len(BODY) + BODY),
+                 ("S", b"250 ok\r\n250 ok\r\n250 2.0.0 queued\r\n")]
+    elif "PIPELINING" in keywords:
+        steps = [("C", b"MAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.org>\r\nDATA\r\n"),
+                 ("S", b"250 ok\r\n250 ok\r\n354 go\r\n"), ("C", BODY + b".\r\n"), ("S", b"250 2.0.0 queued\r\n")]
+    else:
+        steps = group + [("C", b"DATA\r\n"), ("S", b"354 go\r\n"), ("C", BODY + b".\r\n"),
+                         ("S", b"250 2.0.0 queued\r\n")]
+
+    def dialogue(session):
+        yield from session.open()
+        return (yield from session.deliver(env, data, Delivery(atleastone=atleastone)))
+    result, _, session = play([GREET, EHLO, ehlo(*keywords)] + steps, dialogue, bytewise=False)
+    assert result == []
+    assert not _holds(session, env) and not _holds(session, data)
+
+
+def test_the_bulk_path_checks_its_commands_as_every_path_does():
+    """A command that is not valid text (a lone surrogate) is a UsageError
+    on the pipelined bulk path too, never a bare UnicodeEncodeError."""
+    odd = Envelope("a@x.org", ["b\udc80@y.org"])
+
+    def dialogue(session):
+        yield from session.open()
+        return (yield from session.deliver_many([(odd, message())], Delivery(atleastone=True)))
+    result, script, _ = play([GREET, EHLO, ehlo("PIPELINING", "CHUNKING", "SMTPUTF8")], dialogue, bytewise=False)
+    assert type(result) is smtpsend.UsageError and "not valid text" in str(result)
+    assert script.writes == [b"EHLO client.example\r\n"]   # nothing of the transaction was sent

@@ -9,7 +9,8 @@ blanks, open parentheses, colons, encoded words, bare CR, boundaries, a slice
 of the target's seed...), inputs of n and 4n repetitions inserted into a
 seed, grows n until one call costs at least 20 ms of CPU, and reports the
 ratio of the two costs (best of three). Linear work gives about 4; quadratic
-gives 16. A ratio above 8 fails the run. This is a script, not a test: the
+gives 16. A ratio above 8, confirmed one size up (a shared machine is noisy),
+fails the run; a target too cheap to measure at 8 MiB passes. This is a script, not a test: the
 suite never asserts timings.
 """
 
@@ -68,8 +69,17 @@ def linearity(name: str) -> list[tuple[bytes, float, int]]:
             if _cost(target, small) >= FLOOR_SECONDS or len(small) * 4 > LIMIT_OCTETS:
                 break
             n *= 2
+        base = _cost(target, small)
+        if base < FLOOR_SECONDS:
+            # too cheap to measure even at the size limit: nothing grows here
+            results.append((label, 1.0, len(small)))
+            continue
         big = seed[:cut] + repeat(4 * n) + seed[cut:]
-        ratio = _cost(target, big) / max(_cost(target, small), 1e-6)
+        ratio = _cost(target, big) / base
+        if ratio > WORST_RATIO and len(big) * 4 <= LIMIT_OCTETS:
+            # a shared machine is noisy: confirm one size up before calling it super-linear
+            bigger = seed[:cut] + repeat(16 * n) + seed[cut:]
+            ratio = min(ratio, _cost(target, bigger) / _cost(target, big))
         results.append((label, ratio, len(big)))
     return sorted(results, key=lambda r: -r[1])
 

@@ -128,7 +128,7 @@ def pop3_responses(data: bytes) -> None:
             message = box.retr(1, raw=True)
             assert len(message) <= box.max_octets
             assert all(len(line) < box.max_line for line in message.split(b"\n"))
-        except smtpsend.SMTPError:
+        except (smtpsend.SMTPError, pop3.POP3Error):
             pass
         assert len(box._buffer) <= box.max_line + 65536
     finally:
@@ -284,6 +284,36 @@ def pipelined_replies(data: bytes) -> None:
         assert len(codes) == 4 or codes[4] in (221, 421), codes
 
 
+_DKIM_SIGNERS: list = []
+
+
+def dkim_signature(data: bytes) -> None:
+    """Any message gets a DKIM signature, or MimeError when it has no From;
+    the signed message is CRLF throughout and ends with CRLF; the body hash
+    and the signed field list are the same however the message is cut into
+    chunks."""
+    import re
+    if not _DKIM_SIGNERS:
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+        _DKIM_SIGNERS.append(mimecompose.DKIMSigner(domain="example.com", selector="s", algorithm="ed25519-sha256",
+                                                    key=ed25519.Ed25519PrivateKey.generate()))
+    signer = _DKIM_SIGNERS[0]
+    try:
+        signed = signer.sign(data)
+    except mimecompose.MimeError:
+        return
+    assert signed.startswith(b"DKIM-Signature: v=1; ") and signed.endswith(b"\r\n")
+    assert re.search(rb"(?<!\r)\n|\r(?!\n)", signed) is None
+
+    def tags(value: str) -> tuple[str, str]:
+        found = dict(t.split("=", 1) for t in re.sub(r"\s+", "", value).split(";") if t)
+        return found["bh"], found["h"]
+
+    cut = len(data) // 3
+    assert tags(signer.signature(data)) == tags(signer.signature(iter([data[:cut], data[cut:]])))
+
+
 TARGETS = {f.__name__: f for f in (reply_parser, ehlo_parser, address_parser, date_parser, header_parser, encoded_words,
                                    mime_parser, pop3_responses, content_type_params, body_decoding,
-                                   transmitted_message, sasl_challenges, cli_config, pipelined_replies)}
+                                   transmitted_message, sasl_challenges, cli_config, pipelined_replies,
+                                   dkim_signature)}

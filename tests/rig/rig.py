@@ -18,6 +18,7 @@ Ports:      2525 SMTP, STARTTLS offered, AUTH before and after TLS
             2587 submission: STARTTLS and AUTH required
             2465 submissions: implicit TLS, AUTH required
             2110 POP3 with STLS, APOP, SASL      2995 POP3S
+            2527 SMTP through the OpenDKIM milter (2891), when opendkim is installed
 Users:      alice@example.test / alice-pw, bob@example.test / bob-pw,
             carol@example.test / pässwörd (non-ASCII password),
             jörg@example.test / joerg-pw (non-ASCII local part)
@@ -25,10 +26,19 @@ Addresses:  nobody@example.test is unknown (550 at RCPT);
             bounce-me@example.test is accepted, then bounced (5.1.1);
             anything@relay.example.test is accepted, then deferred (for ETRN).
 SIZE limit: 10485760 octets.
+DKIM:       OpenDKIM (optional: only when installed) verifies mail arriving on
+            2527 and adds Authentication-Results (authserv-id mail.example.test),
+            with the public keys of STATE/opendkim/public-keys instead of DNS:
+            rig._domainkey.example.test (RSA, STATE/opendkim/keys/rig.private)
+            and rig-ed._domainkey.example.test (Ed25519, keys/rig-ed.private).
+            Authenticated mail From @signed.example.test on 2527 is signed
+            by OpenDKIM with the file-based key of its KeyTable (the same RSA
+            key, published as rig._domainkey.signed.example.test).
 """
 
 from __future__ import annotations
 
+import base64
 import grp
 import os
 import pwd
@@ -38,8 +48,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Iterable
 
 PORTS = {"smtp": 2525, "plain": 2526, "submission": 2587, "submissions": 2465, "pop3": 2110, "pop3s": 2995}
+DKIM_PORTS = {"dkim": 2527, "milter": 2891}
 USERS = {
     "alice@example.test": ("alice-pw", "alice"),
     "bob@example.test": ("bob-pw", "bob"),
@@ -48,7 +60,7 @@ USERS = {
 }
 ALIASES = {"postmaster": "alice", "root": "alice", "abuse": "alice"}
 SYSTEM_USER = "mailrig"
-PACKAGES = ["postfix", "dovecot-core", "dovecot-pop3d", "tcllib", "tcl-tls"]
+PACKAGES = ["postfix", "dovecot-core", "dovecot-pop3d", "tcllib", "tcl-tls", "opendkim", "opendkim-tools"]
 
 
 def available() -> tuple[bool, str]:
@@ -62,8 +74,8 @@ def available() -> tuple[bool, str]:
 
 
 def install() -> None:
-    """Install Postfix, Dovecot (and tcllib, for the side-by-side tests) from
-    Debian's packages, non-interactively; only what is missing.
+    """Install Postfix, Dovecot, OpenDKIM (and tcllib, for the side-by-side
+    tests) from Debian's packages, non-interactively; only what is missing.
 
     Nothing may start during the install: "No configuration" leaves Postfix
     without a main.cf, and policy-rc.d keeps the stock Dovecot (listening
@@ -120,6 +132,69 @@ def _certificates(state: str) -> None:
     leaf.cert_chain_pems[0].write_to_path(os.path.join(tls, "server.crt"))
     leaf.private_key_pem.write_to_path(os.path.join(tls, "server.key"))
     os.chmod(os.path.join(tls, "server.key"), 0o600)
+
+
+def dkim_available() -> bool:
+    """Whether OpenDKIM is installed (the DKIM part of the rig is optional)."""
+    return shutil.which("opendkim", path="/usr/sbin:/usr/bin") is not None
+
+
+def _opendkim(state: str) -> None:
+    """OpenDKIM's configuration in STATE/opendkim: a key pair per algorithm
+    (the private keys in files, as a KeyTable points at them), their public
+    records in a TestPublicKeys file, a SigningTable for signed.example.test.
+    Mail from 127.0.0.1 is verified: InternalHosts names only 127.0.0.2."""
+    from cryptography.hazmat.primitives import serialization as ser
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+    od = os.path.join(state, "opendkim")
+    keys = os.path.join(od, "keys")
+    os.makedirs(keys, exist_ok=True)
+    user = pwd.getpwnam("opendkim")
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ed_key = ed25519.Ed25519PrivateKey.generate()
+    files = {
+        "rig.private": rsa_key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.TraditionalOpenSSL,
+                                             ser.NoEncryption()),
+        "rig-ed.private": ed_key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption()),
+    }
+    for name, data in files.items():
+        path = os.path.join(keys, name)
+        with open(path, "wb") as fh:
+            fh.write(data)
+        os.chmod(path, 0o600)
+        os.chown(path, user.pw_uid, user.pw_gid)
+    os.chown(keys, user.pw_uid, user.pw_gid)
+    os.chmod(keys, 0o700)
+    spki = rsa_key.public_key().public_bytes(ser.Encoding.DER, ser.PublicFormat.SubjectPublicKeyInfo)
+    raw = ed_key.public_key().public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw)
+    rsa_record = "v=DKIM1; k=rsa; p=" + base64.b64encode(spki).decode()
+    ed_record = "v=DKIM1; k=ed25519; p=" + base64.b64encode(raw).decode()
+    _write(os.path.join(od, "public-keys"), f"rig._domainkey.example.test {rsa_record}\n"
+           f"rig-ed._domainkey.example.test {ed_record}\n"
+           f"rig._domainkey.signed.example.test {rsa_record}\n")
+    _write(os.path.join(od, "keytable"),
+           f"rig._domainkey.signed.example.test signed.example.test:rig:{keys}/rig.private\n")
+    _write(os.path.join(od, "signingtable"), "signed.example.test rig._domainkey.signed.example.test\n")
+    _write(os.path.join(od, "internal-hosts"), "127.0.0.2\n")
+    _write(os.path.join(od, "opendkim.conf"), f"""\
+Syslog                  no
+Mode                    sv
+Background              yes
+PidFile                 {od}/opendkim.pid
+Socket                  inet:{DKIM_PORTS['milter']}@127.0.0.1
+UserID                  opendkim:opendkim
+AuthservID              mail.example.test
+Canonicalization        relaxed/relaxed
+OversignHeaders         From
+KeyTable                {od}/keytable
+SigningTable            {od}/signingtable
+InternalHosts           {od}/internal-hosts
+TestPublicKeys          {od}/public-keys
+# the state directory is under /tmp, which the safe-key check (every
+# directory up to /) refuses; the keys are throwaway ones, made above
+RequireSafeKeys         no
+""")
+    os.chown(od, user.pw_uid, user.pw_gid)
 
 
 def configure(state: str) -> None:
@@ -196,6 +271,14 @@ smtputf8_enable = yes
 strict_smtputf8 = yes
 biff = no
 """)
+    dkim = ""
+    if dkim_available():
+        _opendkim(state)
+        # tempfail, not accept, when the milter is down: a DKIM test then
+        # fails with the reason instead of receiving unverified mail
+        dkim = (f"127.0.0.1:{DKIM_PORTS['dkim']} inet  n       -       n       -       -       smtpd\n"
+                f"  -o smtpd_milters=inet:127.0.0.1:{DKIM_PORTS['milter']}\n"
+                f"  -o milter_default_action=tempfail\n")
     smtpd = "inet  n       -       n       -       -       smtpd"
     _write(os.path.join(pf, "master.cf"), f"""\
 127.0.0.1:{PORTS['smtp']} {smtpd}
@@ -208,7 +291,7 @@ biff = no
 127.0.0.1:{PORTS['submissions']} {smtpd}
   -o smtpd_tls_wrappermode=yes
   -o smtpd_client_restrictions=permit_sasl_authenticated,reject
-pickup    unix  n       -       n       60      1       pickup
+{dkim}pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
 tlsmgr    unix  -       -       n       1000?   1       tlsmgr
@@ -285,9 +368,9 @@ service auth {{
 """)
 
 
-def _wait_for_ports(timeout: float = 30) -> None:
+def _wait_for_ports(timeout: float = 30, ports: Iterable[int] = PORTS.values()) -> None:
     deadline = time.monotonic() + timeout
-    pending = set(PORTS.values())
+    pending = set(ports)
     while pending:
         for port in list(pending):
             with socket.socket() as s:
@@ -318,8 +401,11 @@ def start(state: str | None = None) -> str:
         subprocess.run(["postfix", "-c", pf, "check"], check=True, **quiet)
         # Dovecot first: it creates the auth socket in Postfix's queue directory
         subprocess.run(["dovecot", "-c", os.path.join(state, "dovecot", "dovecot.conf")], check=True, **quiet)
+        dkim_conf = os.path.join(state, "opendkim", "opendkim.conf")
+        if os.path.exists(dkim_conf):
+            subprocess.run(["opendkim", "-x", dkim_conf], check=True, **quiet)
         subprocess.run(["postfix", "-c", pf, "start"], check=True, **quiet)
-        _wait_for_ports()
+        _wait_for_ports(ports=[*PORTS.values(), *(DKIM_PORTS.values() if os.path.exists(dkim_conf) else ())])
     except BaseException:
         # a half-started rig leaves nothing behind: daemons stopped, and the
         # directory removed when we made it
@@ -359,16 +445,19 @@ def stop(state: str) -> None:
     until their master processes have exited."""
     pf = os.path.join(state, "postfix")
     masters = [p for p in (_pid(os.path.join(state, "spool", "pid", "master.pid")),
-                           _pid(os.path.join(state, "dovecot", "run", "master.pid"))) if p]
+                           _pid(os.path.join(state, "dovecot", "run", "master.pid")),
+                           _pid(os.path.join(state, "opendkim", "opendkim.pid"))) if p]
     if os.path.exists(os.path.join(pf, "main.cf")):
         subprocess.run(["postfix", "-c", pf, "stop"], stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    dovecot = _pid(os.path.join(state, "dovecot", "run", "master.pid"))
-    if dovecot:
-        try:
-            os.kill(dovecot, 15)
-        except OSError:
-            pass
+    for pidfile in (os.path.join(state, "dovecot", "run", "master.pid"),
+                    os.path.join(state, "opendkim", "opendkim.pid")):
+        pid = _pid(pidfile)
+        if pid:
+            try:
+                os.kill(pid, 15)
+            except OSError:
+                pass
     _wait_gone(masters)
 
 

@@ -1,4 +1,5 @@
-"""The shapes of the arguments every entry point takes, normalised in one place.
+"""The shapes of the arguments every entry point takes, normalised in one place
+(public: libraries built on mimecompose, smtpsend among them, take the same shapes).
 
 ``header=`` (on initialize, compose, envelope, transmitted, sendmessage,
 Client.sendmessage) is a sequence of ``(name, value)`` pairs or a mapping;
