@@ -20,8 +20,8 @@ State the session keeps between calls: ``stage`` (where it is, for error
 reports), ``extensions`` and ``tls`` (what the setup established). A
 transaction's own state lives in its Transaction, not here.
 
-The driver contract's names (Send, Read, StartTLS, TLSInfo, ...) and
-Delivery are re-exported here: whoever runs a Session needs them too.
+The driver contract's names (Send, Read, StartTLS, TLSInfo, ...) live in
+smtpsend._driver, Delivery in smtpsend._esmtp: import them from there.
 """
 
 from __future__ import annotations
@@ -32,19 +32,17 @@ from . import _verdicts as verdict
 from ._bulk import Outcome, deliver_many
 from ._channel import Channel, Event, Hooks
 from ._data import MessageData, data_blocks
-from ._driver import (Close, Connect, Deadline, Dialogue, Read, Resolve, Send, StartTLS, Steps, Timeouts,
-                      TLSInfo)
+from ._driver import Dialogue, Send, Timeouts, TLSInfo
 from ._envelope import Envelope
 from ._errors import Rejected
 from ._esmtp import Delivery
 from ._extensions import Extensions
 from ._reply import Reply
 from ._secret import Secret
-from ._setup import GREETING_QUIET, Policy, Setup
+from ._setup import Policy, Setup
 from ._transaction import deliver
 
-__all__ = ["Close", "Connect", "Deadline", "Delivery", "Event", "GREETING_QUIET", "Read", "Resolve", "Send",
-           "Session", "StartTLS", "Steps", "TLSInfo", "Timeouts"]
+__all__ = ["Session"]
 
 
 class Session:

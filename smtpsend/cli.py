@@ -43,7 +43,7 @@ from . import _errors as errors
 from ._envelope import envelope, transmitted
 from ._options import parse_server
 from ._sync import sendmessage
-from ._session import Delivery
+from ._esmtp import Delivery
 
 EX_OK = 0
 EX_USAGE = 64        # bad flags or flag values, no recipients, a missing file, an unknown account

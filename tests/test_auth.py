@@ -15,7 +15,7 @@ from smtpsend._sasl import (Login, Plain, SASLFailure, ScramSHA256, XOAuth2, che
                             saslprep)
 from smtpsend._failover import failover, plan
 from smtpsend._sync import sendmessage
-from smtpsend._session import Close, Connect, Read, Resolve, Send, StartTLS
+from smtpsend._driver import Close, Connect, Read, Resolve, Send, StartTLS
 from smtpsend._sync import pump
 from smtpsend.testing import CaptureServer
 

@@ -7,7 +7,8 @@ import pytest
 import mimecompose
 import smtpsend
 from smtpsend._envelope import Envelope
-from smtpsend._session import Delivery, Session
+from smtpsend._esmtp import Delivery
+from smtpsend._session import Session
 from smtpsend._sync import pump
 from smtpsend.testing import CaptureServer
 

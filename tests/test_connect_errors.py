@@ -9,7 +9,9 @@ import pytest
 import mimecompose
 import smtpsend
 from smtpsend._failover import plan
-from smtpsend._session import GREETING_QUIET, Read, Session, StartTLS, Timeouts
+from smtpsend._driver import Read, StartTLS, Timeouts
+from smtpsend._session import Session
+from smtpsend._setup import GREETING_QUIET
 from smtpsend._sync import pump
 from smtpsend.testing import CaptureServer
 

@@ -14,7 +14,8 @@ import smtpsend._data
 from smtpsend._data import MessageChanged, MessageData, _has_binary, data_blocks
 from smtpsend._envelope import Envelope
 from smtpsend._reply import Reply
-from smtpsend._session import Read, Send, Session
+from smtpsend._driver import Read, Send
+from smtpsend._session import Session
 from smtpsend._sync import pump
 from smtpsend.testing import CaptureServer
 

@@ -7,7 +7,7 @@ import mimecompose
 import smtpsend
 from smtpsend._data import MessageData, xtext
 from smtpsend._envelope import Envelope
-from smtpsend._session import Delivery
+from smtpsend._esmtp import Delivery
 from smtpsend.testing import CaptureServer
 
 from transcript import TLS_INFO, message, run

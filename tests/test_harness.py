@@ -16,7 +16,8 @@ import smtpsend
 from smtpsend._errors import ServerUnavailable
 from smtpsend._reply import Reply
 from smtpsend._secret import Secret
-from smtpsend._session import Read, Session
+from smtpsend._driver import Read
+from smtpsend._session import Session
 from smtpsend._sync import pump
 
 import transcript

@@ -7,7 +7,7 @@ import pytest
 import smtpsend
 from smtpsend._envelope import Envelope
 from smtpsend._errors import TLSError
-from smtpsend._session import Timeouts
+from smtpsend._driver import Timeouts
 
 from transcript import TLS_INFO, message, run
 

@@ -15,7 +15,8 @@ from smtpsend import cli
 from smtpsend._data import MessageChanged, MessageData
 from smtpsend._envelope import Envelope
 from smtpsend._reply import EnhancedStatus, ReplyParser
-from smtpsend._session import Delivery, Session
+from smtpsend._esmtp import Delivery
+from smtpsend._session import Session
 from smtpsend._sync import pump
 from smtpsend.testing import CaptureServer
 

@@ -31,7 +31,8 @@ from smtpsend._data import MessageData
 from smtpsend._envelope import Envelope
 from smtpsend._errors import Timeout, TransportError
 from smtpsend._reply import Reply, ReplyParser
-from smtpsend._session import Read, Send, Session, StartTLS, TLSInfo
+from smtpsend._driver import Read, Send, StartTLS, TLSInfo
+from smtpsend._session import Session
 from smtpsend._sync import pump
 
 Step = tuple[Any, ...]

@@ -177,7 +177,8 @@ def sasl_challenges(data: bytes) -> None:
     replies, raises only SMTPError (never IndexError, ValueError...)."""
     import base64
     from smtpsend._sasl import MECHANISMS, SASLFailure
-    from smtpsend._session import Read, Send, Session, StartTLS, TLSInfo
+    from smtpsend._driver import Read, Send, StartTLS, TLSInfo
+    from smtpsend._session import Session
     lines = data.split(b"\n")[:16]
     for cls in MECHANISMS:
         extra = {"cnonce": "fuzz"} if cls.name.startswith(("SCRAM", "DIGEST")) else {}
@@ -239,7 +240,9 @@ def pipelined_replies(data: bytes) -> None:
     from smtpsend._data import MessageData
     from smtpsend._envelope import Envelope
     from smtpsend._reply import ReplyBuffer
-    from smtpsend._session import Delivery, Read, Send, Session
+    from smtpsend._driver import Read, Send
+    from smtpsend._esmtp import Delivery
+    from smtpsend._session import Session
 
     def outcome(bytewise: bool) -> object:
         buffer = ReplyBuffer()
