@@ -21,7 +21,7 @@ from ._failover import failover, plan
 from ._options import (Debug, EventHook, HeaderArg, Mechanisms, MonitorHook, Orcpt, Policy, Ports,
                        ProgressHook, Recipients, Servers)
 from ._reply import Reply, ReplyBuffer
-from ._transport import FirstBytes, resolved, tls_info, transport_errors
+from ._sockets import FirstBytes, resolved, tls_info, transport_errors
 
 __all__ = ["AsyncDriver", "apump", "asendmessage", "start_tls"]
 

@@ -13,13 +13,13 @@ is a generator. It yields actions and receives each one's result:
 | :class:`Close` | close the connection | ``None`` |
 
 A driver that fails raises an SMTPError (socket, ssl and OS errors mapped
-by smtpsend._transport.transport_errors), and its pump throws it into the
+by smtpsend._sockets.transport_errors), and its pump throws it into the
 dialogue (:class:`Steps`), which decides what the failure means there.
 Every wait has a :class:`Deadline`; :class:`Timeouts` says how long.
 
 This module imports nothing of smtpsend but the errors: a new driver (a
 pool, a test script) needs only this page, smtpsend._reply (to parse the
-replies it reads) and smtpsend._transport (to map its errors).
+replies it reads) and smtpsend._sockets (to map its errors).
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ Every error answers ``is_transient`` and ``is_permanent`` itself (a reply
 error from its reply's code; a lost connection is transient; a TLS failure
 neither: it repeats until the certificate or the port changes). Socket, ssl
 and OS errors become errors of this tree in one place
-(smtpsend._transport.transport_errors); where an error happened is recorded
+(smtpsend._sockets.transport_errors); where an error happened is recorded
 in one place (:func:`locate`).
 
 Failures of the message itself (SenderRefused, RecipientsRefused,

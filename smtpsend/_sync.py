@@ -4,7 +4,7 @@
 The driver moves bytes and nothing else: no SMTP logic lives here. Every wait has
 a deadline (a server that trickles one byte a second still times out), and
 every socket, ssl or OS error becomes one of smtpsend's own errors
-(smtpsend._transport.transport_errors).
+(smtpsend._sockets.transport_errors).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ._failover import failover, plan
 from ._options import (Debug, EventHook, HeaderArg, Mechanisms, MonitorHook, Orcpt, Policy, Ports,
                        ProgressHook, Recipients, Servers)
 from ._reply import Reply, ReplyBuffer
-from ._transport import FirstBytes, resolved, tls_info, transport_errors
+from ._sockets import FirstBytes, resolved, tls_info, transport_errors
 
 __all__ = ["Performer", "SyncConnection", "SyncDriver", "pump", "resolve", "sendmessage"]
 

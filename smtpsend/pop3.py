@@ -31,7 +31,7 @@ Errors::
                └── TLSError        the TLS handshake or certificate check failed
 
 The connection's failures are the transport errors every client of the
-package raises (mapped in one place, smtpsend._transport.transport_errors):
+package raises (mapped in one place, smtpsend._sockets.transport_errors):
 ``except ConnectionError`` or ``except smtpsend.TransportError`` covers a lost
 connection for SMTP and POP3 alike. To catch everything a POP3 session
 can raise from the network: ``except (pop3.POP3Error, smtpsend.SMTPError)``.
@@ -68,7 +68,7 @@ from ._driver import Deadline
 from ._errors import RemoteProtocolError, SMTPError, TLSRequired, TransportError, UsageError
 from ._sasl import SASLFailure, choose
 from ._secret import Secret
-from ._transport import transport_errors
+from ._sockets import transport_errors
 
 __all__ = ["AuthenticationFailed", "ErrResponse", "POP3", "POP3Error", "connect"]
 

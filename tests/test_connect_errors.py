@@ -223,7 +223,7 @@ import ssl  # noqa: E402
 from smtpsend._driver import Deadline  # noqa: E402
 from smtpsend._errors import locate  # noqa: E402
 from smtpsend._reply import Reply  # noqa: E402
-from smtpsend._transport import transport_errors  # noqa: E402
+from smtpsend._sockets import transport_errors  # noqa: E402
 
 SMTPSEND = pathlib.Path(__file__).resolve().parent.parent / "smtpsend"
 

@@ -512,7 +512,7 @@ def test_quit_refused_at_the_end_of_a_with_block_only_closes():
 
 
 def test_connection_failures_are_the_shared_transport_errors():
-    """The connection's failures are mapped by smtpsend._transport.transport_errors:
+    """The connection's failures are mapped by smtpsend._sockets.transport_errors:
     the same classes, messages and reasons as on the SMTP side."""
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
