@@ -551,6 +551,14 @@ def decode_rfc2231(pairs: list[tuple[str, str, bool]], problems: list[str] | Non
 # ------------------------------------------------------------ body encoders
 
 
+def _all_crlf(data: bytes) -> bool:
+    """True when every CR and every LF in ``data`` is part of a CRLF."""
+    if b"\r" not in data:
+        return b"\n" not in data
+    crs = data.count(b"\r")
+    return crs == data.count(b"\n") == data.count(b"\r\n")
+
+
 class LineBreakNormalizer:
     """Turn every line break (CRLF, bare LF, bare CR) into ``newline``.
 
@@ -573,6 +581,8 @@ class LineBreakNormalizer:
         if data.endswith(b"\r"):
             data = data[:-1]
             self._cr = True
+        if self._newline == b"\r\n" and _all_crlf(data):
+            return data   # already CRLF (a serialised message): counted, not copied three times
         if b"\r" in data:
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         if self._newline != b"\n":
@@ -691,14 +701,24 @@ class QuotedPrintableEncoder:
 # from its start: without it a long run not ending a line is rescanned from
 # every position in it (quadratic).
 _TRAILING_WS = re.compile(rb"(?<![ \t])[ \t]+(?=\r?\n|\Z)")
-_BASE64_OR_PAD = re.compile(rb"[^A-Za-z0-9+/=]")
+# what a base64 body may hold besides its alphabet and padding (line breaks,
+# white space, junk): deleted with bytes.translate, in C
+_NON_BASE64_OCTETS = bytes(sorted(set(range(256)) - set(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")))
 _UU_BEGIN = re.compile(rb"begin[ \t]+[0-7]{1,4}[ \t]")
 UU_ENCODINGS = frozenset({"x-uuencode", "uuencode", "x-uue", "uue"})
 
 
+def _may_have_trailing_ws(data: bytes) -> bool:
+    """False when no line of ``data`` can end in white space: four C
+    searches, where _TRAILING_WS stops at every blank of the text."""
+    return (b" \n" in data or b"\t\n" in data or b" \r" in data or b"\t\r" in data
+            or data.endswith((b" ", b"\t")))
+
+
 def _base64_body(data: bytes) -> tuple[bytes, str | None]:
     """Decode a base64 body; it ends at its padding (RFC 2045 section 6.8)."""
-    compact = _BASE64_OR_PAD.sub(b"", data)
+    compact = data.translate(None, _NON_BASE64_OCTETS)
     problems = []
     pad = compact.find(b"=")
     if pad != -1:
@@ -763,7 +783,9 @@ def decode_body(data: bytes, encoding: str) -> tuple[bytes, str | None]:
     if encoding == "base64":
         return _base64_body(data)
     if encoding == "quoted-printable":
-        return binascii.a2b_qp(_TRAILING_WS.sub(b"", data)), None
+        if _may_have_trailing_ws(data):
+            data = _TRAILING_WS.sub(b"", data)
+        return binascii.a2b_qp(data), None
     if encoding in UU_ENCODINGS:
         return _uu_body(data)
     if encoding in ("7bit", "8bit", "binary", ""):

@@ -25,7 +25,7 @@ from ._errors import HeaderInjectionError, MimeError
 
 __all__ = ["ADDRESS_FIELDS", "Field", "FieldBlock", "Headers", "check_name", "check_value", "checkheader",
            "format_field",
-           "parse_content_type", "parse_field_block", "read_field_block"]
+           "parse_content_type", "parse_field_block", "raw_value", "read_field_block"]
 
 # Fields whose value is an address list (RFC 5322 section 3.6.2, 3.6.3, 3.6.6).
 ADDRESS_FIELDS = frozenset({
@@ -78,7 +78,23 @@ def checkheader(name: str, value: str) -> None:
 
 # unfolding (RFC 5322 section 2.2.3): a line break before white space, and
 # the one ending the field; CRLF, LF and a bare CR are line breaks alike
-_UNFOLD = re.compile(r"(?:\r\n?|\n)(?=[ \t])|(?:\r\n?|\n)\Z")
+# (each alternative starts with one character, so the regex engine skips to
+# the next CR or LF instead of trying every position: several times faster)
+_UNFOLD = re.compile(r"\r(?=\n?[ \t])|\n(?=[ \t])|\r\n?\Z|\n\Z")
+
+
+def raw_value(raw: bytes) -> str:
+    """The unfolded text of a field as read (name, colon, body and line
+    breaks): UTF-8, else Latin-1; raises nothing."""
+    body = raw[raw.index(b":") + 1:]
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = body.decode("latin-1")
+    value = text.strip(" \t\r\n")
+    if "\n" in value or "\r" in value:   # folded: unfold (a one-line field only loses its line break)
+        value = _UNFOLD.sub("", text).strip(" \t\r\n")
+    return value
 
 
 class Field:
@@ -96,15 +112,8 @@ class Field:
     @property
     def value(self) -> str:
         if self._value is None:
-            data = self.raw
-            assert data is not None   # a field has a value, raw bytes, or both
-            colon = data.index(b":")
-            body = data[colon + 1:]
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError:
-                text = body.decode("latin-1")
-            self._value = _UNFOLD.sub("", text).strip(" \t\r\n")
+            assert self.raw is not None   # a field has a value, raw bytes, or both
+            self._value = raw_value(self.raw)
         return self._value
 
     def tobytes(self) -> bytes:
@@ -112,12 +121,37 @@ class Field:
 
 
 class Headers:
-    """Ordered header fields with case-insensitive lookup."""
+    """Ordered header fields with case-insensitive lookup.
 
-    __slots__ = ("fields",)
+    Fields read from a message are kept as the ``(raw, name)`` pairs
+    :func:`read_field_block` split them into, and become :class:`Field`
+    objects only when they are first asked for: a parse reads every field
+    of every part, a reader often one or two.
+    """
+
+    __slots__ = ("_fields", "_unread")
 
     def __init__(self) -> None:
-        self.fields: list[Field] = []
+        self._fields: list[Field] = []
+        self._unread: list[tuple[bytes, bytes]] | None = None
+
+    @property
+    def fields(self) -> list[Field]:
+        """The fields in order (the list itself: changing it changes the header)."""
+        if self._unread is not None:
+            self._fields = [Field(name.decode("ascii"), raw=raw) for raw, name in self._unread]
+            self._unread = None
+        return self._fields
+
+    @fields.setter
+    def fields(self, fields: list[Field]) -> None:
+        self._fields = fields
+        self._unread = None
+
+    def read(self, pairs: list[tuple[bytes, bytes]]) -> None:
+        """Hold fields as read: ``(raw, name)`` pairs (FieldBlock.pairs)."""
+        self._fields = []
+        self._unread = pairs
 
     def get_all(self, name: str) -> list[str]:
         lname = name.lower()
@@ -235,6 +269,11 @@ def _phrase(text: str) -> str:
 def _address_pieces(value: str) -> list[str] | None:
     """Pieces for an address list, or None when it does not parse."""
     addrs = parseaddress(value)
+    if not addrs and value.startswith("(") and value.endswith(")"):
+        # only a comment: its text is encoded inside the parentheses, as a
+        # mailbox's comment is -- encoded words standing alone would read
+        # as an address (RFC 2047 section 5(2) allows them in a comment)
+        return ["(" + encode_words(field_decode(value[1:-1])) + ")"]
     if not addrs or any(a.error for a in addrs):
         return None
     items: list[str] = []
@@ -359,6 +398,16 @@ _PT_BLANKS = re.compile(r"[ \t\r\n]*")
 _PT_PAREN = re.compile(r"\\.|[()]", re.S)
 _PT_PAIR = re.compile(r"\\(.)", re.S)
 
+# The shape nearly every Content-Type has: type/subtype and parameters whose
+# values are tokens or quoted strings without a backslash, no comments.
+# parse_content_type reads it with these two patterns; anything else goes
+# through the general reader.
+_TK = r"[!#$%&'*+\-.0-9A-Za-z^_`{|}~]+"
+_WS = r"[ \t\r\n]*"
+_PT_SIMPLE_PARAM = rf';{_WS}({_TK}){_WS}={_WS}(?:({_TK})|"([^"\\]*)"){_WS}'
+_PT_SIMPLE = re.compile(rf"{_WS}({_TK}){_WS}/{_WS}({_TK}){_WS}((?:{_PT_SIMPLE_PARAM})*)(?:;{_WS})?")
+_PT_SIMPLE_PARAMS = re.compile(_PT_SIMPLE_PARAM)
+
 
 def parse_content_type(value: str, problems: list[str] | None = None
                        ) -> tuple[str, list[tuple[str, str, bool]], bool]:
@@ -376,6 +425,13 @@ def parse_content_type(value: str, problems: list[str] | None = None
     string, an unclosed quote or comment, an empty parameter) is described
     in ``problems`` when given. Raises nothing; linear in ``len(value)``.
     """
+    simple = _PT_SIMPLE.fullmatch(value)
+    if simple is not None:
+        return (f"{simple.group(1)}/{simple.group(2)}".lower(),
+                [(name.lower(), token or quoted, not token)
+                 for name, token, quoted in _PT_SIMPLE_PARAMS.findall(simple.group(3))],
+                True)
+
     def note(problem: str) -> None:
         if problems is not None and len(problems) < 20:   # a bounded account of a hostile header
             problems.append(problem)
@@ -486,21 +542,40 @@ def parse_content_type(value: str, problems: list[str] | None = None
 # ------------------------------------------------------------ parsing
 
 _FIELD_NAME_RE = re.compile(rb"([!-9;-~]+)[ \t]*:")
+# A whole field: its name line and the continuation lines that hold more
+# than white space, each with its line break (CRLF, LF or a bare CR).
+# _FIELD_RUN takes as many such fields as follow each other (none starting
+# with "-", which may be a MIME delimiter), and _FIELDS splits the run into
+# (raw, name) pairs; both in C. What they leave (a line of only white space,
+# a stray line, the empty line) is read line by line.
+_FIELD = rb"([!-9;-~]+)[ \t]*:[^\r\n]*(?:(?:\r\n?|\n)[ \t]+[^ \t\r\n][^\r\n]*)*(?:\r\n?|\n)?"
+_FIELDS = re.compile(rb"(" + _FIELD + rb")")
+_FIELD_RUN = re.compile(rb"(?:(?!-)" + _FIELD + rb")+")
+# The same where no CR stands alone (every line ends in LF or CRLF): ".*"
+# runs to the LF about twice as fast as a character class does.
+_FIELD_LF = rb"([!-9;-~]+)[ \t]*:.*(?:\n[ \t]+[^ \t\r\n].*)*\n?"
+_FIELDS_LF = re.compile(rb"(" + _FIELD_LF + rb")")
+_FIELD_RUN_LF = re.compile(rb"(?:(?!-)" + _FIELD_LF + rb")+")
 _LINE_BREAK = re.compile(rb"[\r\n]")
 
 
 class FieldBlock(NamedTuple):
     """A header block as :func:`read_field_block` found it."""
 
-    fields: list[Field]
+    pairs: list[tuple[bytes, bytes]]   # each field as read (name, colon, body, line breaks), and its name
     end: int            # where the block ends: its empty line, a line that is no field, or the stop line
     separator: int      # the length of the empty line at ``end`` (0: there is none)
     problem: str | None  # why the block ended at a line that is not a field
     stray: list[str]    # the stray lines skipped (and other oddities), described
 
+    @property
+    def fields(self) -> list[Field]:
+        """The fields as Field objects."""
+        return [Field(name.decode("ascii"), raw=raw) for raw, name in self.pairs]
+
 
 def read_field_block(data: bytes, start: int = 0, end: int | None = None,
-                     stop: Callable[[int], bool] | None = None) -> FieldBlock:
+                     stop: Callable[[int], bool] | None = None, bare_cr: bool = True) -> FieldBlock:
     """Read the header fields at ``data[start:end]``.
 
     A line ends at CRLF, LF or a bare CR (see mimecompose._parse). The block
@@ -516,20 +591,34 @@ def read_field_block(data: bytes, start: int = 0, end: int | None = None,
     section 4.2) and stays in the field. Each is described in ``stray``.
     Stray lines that no field follows are not skipped: when no field is
     found at all, or only a non-field line or the end follows them, they
-    are the start of the body. Linear in the length of the block; raises
-    nothing.
+    are the start of the body. ``bare_cr=False`` tells that every CR in
+    ``data`` is followed by LF (ParsedBuffer.bare_cr), which lets fields
+    be found faster. Linear in the length of the block; raises nothing.
     """
     if end is None:
         end = len(data)
-    fields: list[Field] = []
+    run_pattern, fields_pattern = (_FIELD_RUN, _FIELDS) if bare_cr else (_FIELD_RUN_LF, _FIELDS_LF)
+    pairs: list[tuple[bytes, bytes]] = []
     stray: list[tuple[int, str]] = []
     trailing: int | None = None      # where the stray lines after the last field line began
     current: list[bytes] | None = None
-    name = ""
+    name = b""
     problem = None
     separator = 0
     pos = start
     while pos < end:
+        run = run_pattern.match(data, pos, end)
+        if run is not None:
+            # the common case: whole fields with their folded lines at once;
+            # the last one stays open for the folding lines read below
+            if current is not None:
+                pairs.append((b"".join(current), name))
+            *complete, (last, name) = fields_pattern.findall(data, pos, run.end())
+            pairs.extend(complete)
+            current = [last]
+            trailing = None
+            pos = run.end()
+            continue
         m = _LINE_BREAK.search(data, pos, end)
         if m is None:
             eol = nxt = end
@@ -548,7 +637,7 @@ def read_field_block(data: bytes, start: int = 0, end: int | None = None,
                 current.append(line)
                 trailing = None
                 if not line.strip(b" \t\r\n"):
-                    stray.append((pos, f"a line of only white space in {name}: read as folding "
+                    stray.append((pos, f"a line of only white space in {name.decode('ascii')}: read as folding "
                                        "(RFC 5322 section 4.2)"))
             else:
                 stray.append((pos, f"line {line[:40]!r} before the first field: skipped"))
@@ -557,8 +646,8 @@ def read_field_block(data: bytes, start: int = 0, end: int | None = None,
             fm = _FIELD_NAME_RE.match(line)
             if fm:
                 if current is not None:
-                    fields.append(Field(name, raw=b"".join(current)))
-                name = fm.group(1).decode("ascii")
+                    pairs.append((b"".join(current), name))
+                name = fm.group(1)
                 current = [line]
                 trailing = None
             elif line.startswith(b"From "):
@@ -569,14 +658,14 @@ def read_field_block(data: bytes, start: int = 0, end: int | None = None,
                 break
         pos = nxt
     if current is not None:
-        fields.append(Field(name, raw=b"".join(current)))
-    if trailing is not None and (not fields or not separator):
+        pairs.append((b"".join(current), name))
+    if trailing is not None and (not pairs or not separator):
         # only a body line or the end follows: the stray lines begin the body
         brk = _LINE_BREAK.search(data, trailing, end)
         problem = f"line {data[trailing:brk.end() if brk else end][:40]!r} is not a header field"
         kept = [note for at, note in stray if at < trailing]
-        return FieldBlock(fields, trailing, 0, problem, kept)
-    return FieldBlock(fields, pos, separator, problem, [note for _at, note in stray])
+        return FieldBlock(pairs, trailing, 0, problem, kept)
+    return FieldBlock(pairs, pos, separator, problem, [note for _at, note in stray])
 
 
 def parse_field_block(data: bytes) -> tuple[list[Field], int, str | None]:

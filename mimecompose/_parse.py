@@ -30,7 +30,7 @@ from typing import Callable, NamedTuple
 
 from ._codecs import decode_body, decode_rfc2231
 from ._errors import Defect, MimeError, ParseError
-from ._headers import parse_content_type, read_field_block
+from ._headers import parse_content_type, raw_value, read_field_block
 from ._part import MESSAGES, ParsedBuffer, PartData, Source
 from ._serialize import Part
 
@@ -98,7 +98,7 @@ def _parse_tree(buf: ParsedBuffer, data: bytes, start: int, depth: int, budget: 
     from (see _Parser._encoded_message)."""
     parser = _Parser(buf, data, budget)
     part, _end = parser.part(start, "text/plain", depth)
-    if not buf.crlf:
+    if buf.bare_cr:
         buf.work += len(data)
         cr = _BARE_CR.search(data)
         if cr is not None:
@@ -204,16 +204,25 @@ class _Parser:
                 return found
         scan = pos
         while True:
-            m = _CANDIDATE.search(data, scan)
-            if m is None:
+            line = self._candidate(scan)
+            if line < 0:
                 self.work += self.size - scan
                 return None
-            line = m.start() + 1
             self.work += line - scan
             found, eol = self._match(line, pos)
             if found is not None:
                 return found
             scan = max(eol, line + 2)
+
+    def _candidate(self, scan: int) -> int:
+        """Where the first line after ``scan`` that starts with "--" starts
+        (-1: there is none). One C search over the buffer, not a look at
+        every line: without a bare CR every line break ends in LF."""
+        if self.buf.bare_cr:
+            m = _CANDIDATE.search(self.data, scan)
+            return -1 if m is None else m.start() + 1
+        found = self.data.find(b"\n--", scan)
+        return -1 if found < 0 else found + 1
 
     def _stops_header(self, pos: int) -> bool:
         return self._match(pos, pos)[0] is not None
@@ -230,25 +239,25 @@ class _Parser:
 
         # -- header block (RFC 5322 section 2.2)
         stop: Callable[[int], bool] | None = self._stops_header if self.active else None
-        block = read_field_block(data, start, self.size, stop)
+        block = read_field_block(data, start, self.size, stop, bare_cr=self.buf.bare_cr)
         self.work += block.end + block.separator - start
-        fields = block.fields
         for note in block.stray:
             defects.append(Defect("stray-header-line", note))
         if block.problem:
             defects.append(Defect("missing-header-body-separator", block.problem))
         body_start = block.end + block.separator
-        part._headers.fields = fields
+        part._headers.read(block.pairs)
 
         # -- content type and transfer encoding
         ctype_value = None
         cte = None
-        for f in fields:
-            if f.lname == "content-type":
+        for raw, name in block.pairs:
+            lname = name.lower()
+            if lname == b"content-type":
                 if ctype_value is None:
-                    ctype_value = f.value
-            elif f.lname == "content-transfer-encoding" and cte is None:
-                cte = f.value.strip().lower()
+                    ctype_value = raw_value(raw)
+            elif lname == b"content-transfer-encoding" and cte is None:
+                cte = raw_value(raw).strip().lower()
         content = default
         params: dict[str, str] = {}
         if ctype_value is not None:

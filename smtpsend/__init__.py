@@ -30,11 +30,15 @@ from ._errors import (AllServersFailed, Attempt, AuthenticationError, DataRefuse
                       Timeout, TLSError, TLSRequired, TransportError, UsageError)
 from ._esmtp import Delivery
 from ._extensions import Extensions
+from ._pool import TransportStats
 from ._reply import EnhancedStatus, Reply
 from ._sync import sendmessage
+from ._transport import Transport
+from ._url import ServerURL, parse_url
 
 if _typing.TYPE_CHECKING:   # for type checkers only: at run time it loads on first use (below)
     from ._async import asendmessage
+    from ._atransport import AsyncTransport
 
 # The library convention (urllib3, httpx): smtpsend logs to the "smtpsend"
 # logger (INFO per message sent, WARNING for a backup server, a downgrade, a
@@ -44,6 +48,7 @@ _logging.getLogger("smtpsend").addHandler(_logging.NullHandler())
 
 __all__ = [
     "AllServersFailed",
+    "AsyncTransport",
     "Attempt",
     "AuthenticationError",
     "Client",
@@ -65,18 +70,22 @@ __all__ = [
     "ReplyError",
     "SMTPError",
     "SenderRefused",
+    "ServerURL",
     "ServerUnavailable",
     "TLSError",
     "TLSInfo",
     "TLSRequired",
     "Timeout",
+    "Transport",
     "TransportError",
+    "TransportStats",
     "UsageError",
     "asendmessage",
     "connect",
     "envelope",
     "etrn",
     "expand",
+    "parse_url",
     "sendmessage",
     "smtp_help",
     "transmitted",
@@ -85,8 +94,8 @@ __all__ = [
 
 
 # asyncio costs tens of milliseconds to import: only the async API needs it,
-# so asendmessage is loaded on first use (PEP 562).
-_LAZY = {"asendmessage": "._async"}
+# so asendmessage and AsyncTransport are loaded on first use (PEP 562).
+_LAZY = {"asendmessage": "._async", "AsyncTransport": "._atransport"}
 
 
 def __getattr__(name: str) -> object:

@@ -11,27 +11,36 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from typing import Any, Awaitable, Mapping, Optional, TypeVar, Union
+import sys
+from typing import Any, Awaitable, Mapping, Optional, Protocol, TypeVar, Union
 
 from ._driver import Action, Close, Connect, Deadline, Dialogue, Read, Resolve, Send, StartTLS, Steps, TLSInfo
 from ._envelope import Message
 from ._errors import Rejected, SMTPError, TransportError
 from ._esmtp import Delivery, Notify
-from ._failover import failover, plan
+from ._failover import DKIM, failover, plan
+from ._options import Token
 from ._options import (Debug, EventHook, HeaderArg, Mechanisms, MonitorHook, Orcpt, Policy, Ports,
-                       ProgressHook, Recipients, Servers)
+                       ProgressHook, Recipients, Servers, is_unix_socket)
 from ._reply import Reply, ReplyBuffer
 from ._sockets import FirstBytes, resolved, tls_info, transport_errors
 
-__all__ = ["AsyncDriver", "apump", "asendmessage", "start_tls"]
+__all__ = ["AsyncDriver", "AsyncPerformer", "apump", "asendmessage", "start_tls"]
 
 T = TypeVar("T")
 
 
 async def _within(awaitable: Awaitable[T], seconds: float) -> T:
-    """``asyncio.wait_for``, a timeout raised as the builtin TimeoutError
-    (asyncio's own is another class before Python 3.11), so that
-    transport_errors maps it as it maps a socket timeout."""
+    """``awaitable`` within ``seconds``, a timeout raised as the builtin
+    TimeoutError (asyncio's own is another class before Python 3.11), so
+    that transport_errors maps it as it maps a socket timeout.
+
+    On Python 3.11+ with ``asyncio.timeout``: ``asyncio.wait_for`` there
+    swallows a cancellation that arrives as the awaited step completes
+    (a cancelled send then carried on), and costs a task per step."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await awaitable
     try:
         return await asyncio.wait_for(awaitable, seconds)
     except asyncio.TimeoutError:
@@ -72,6 +81,8 @@ class AsyncDriver:
         return self._reader, self._writer
 
     async def _resolve(self, action: Resolve) -> list[tuple[int, tuple[Any, ...]]]:
+        if is_unix_socket(action.host):
+            return [(socket.AF_UNIX, (action.host,))]
         loop = asyncio.get_running_loop()
         with transport_errors("resolve", host=action.host, port=action.port):
             infos = await loop.getaddrinfo(action.host, action.port, type=socket.SOCK_STREAM)
@@ -79,10 +90,15 @@ class AsyncDriver:
 
     async def _connect(self, action: Connect) -> None:
         await self.aclose()
-        address, port = action.sockaddr[0], action.sockaddr[1]
-        with transport_errors("connect", timeout=action.timeout, host=address, port=port):
-            self._reader, self._writer = await _within(
-                asyncio.open_connection(address, port, family=action.family), action.timeout)
+        if action.family == socket.AF_UNIX:
+            path = action.sockaddr[0]
+            with transport_errors("connect", timeout=action.timeout, host=path):
+                self._reader, self._writer = await _within(asyncio.open_unix_connection(path), action.timeout)
+        else:
+            address, port = action.sockaddr[0], action.sockaddr[1]
+            with transport_errors("connect", timeout=action.timeout, host=address, port=port):
+                self._reader, self._writer = await _within(
+                    asyncio.open_connection(address, port, family=action.family), action.timeout)
         self._host = action.host
         self._replies = ReplyBuffer()
         self._first = FirstBytes()
@@ -123,6 +139,16 @@ class AsyncDriver:
         assert isinstance(ssl_object, ssl.SSLObject)
         return tls_info(ssl_object)
 
+    def dropped(self) -> bool:
+        """True when an idle connection cannot carry another command: the
+        server closed it, or it failed, or a reply came unasked (a 421
+        before closing, RFC 5321 section 3.8). Looks without waiting; used
+        by the pool."""
+        reader, writer = self._reader, self._writer
+        if reader is None or writer is None or writer.is_closing():
+            return True
+        return reader.at_eof() or reader.exception() is not None or self._replies.have(1)
+
     async def aclose(self) -> None:
         """Close the connection and wait until the socket is really closed
         (writer.close() alone only schedules it)."""
@@ -162,7 +188,13 @@ async def start_tls(writer: asyncio.StreamWriter, context: ssl.SSLContext, serve
     return reader, tls_writer
 
 
-async def apump(dialogue: Dialogue[T], driver: AsyncDriver) -> T:
+class AsyncPerformer(Protocol):
+    """What apump() drives: AsyncDriver, a pool's driver, or a test's script."""
+
+    async def perform(self, action: Action) -> Any: ...
+
+
+async def apump(dialogue: Dialogue[T], driver: AsyncPerformer) -> T:
     """pump() for asyncio: the same steps, each performed with ``await``."""
     steps = Steps(dialogue)
     for action in steps:
@@ -179,14 +211,15 @@ async def asendmessage(part: Message, *, servers: Servers = ("localhost",), port
                        queue: bool = False, usetls: bool = True, tlsimport: Optional[bool] = None,
                        tlspolicy: Policy = None, ssl_context: Optional[ssl.SSLContext] = None,
                        username: Optional[str] = None, password: Optional[str] = None,
-                       token: Optional[str] = None, mechanisms: Mechanisms = None, maxsecs: float = 120,
+                       token: Token = None, mechanisms: Mechanisms = None, maxsecs: float = 120,
                        timeout: Optional[float] = None, debug: Debug = False, ret: Optional[str] = None,
                        envid: Optional[str] = None, notify: Union[Notify, Mapping[str, Notify], None] = None,
                        orcpt: Orcpt = None, require_dsn: bool = False, deliverby: Optional[str] = None,
                        priority: Optional[int] = None, requiretls: bool = False,
                        mail_auth: Optional[str] = None, delivery: Optional[Delivery] = None,
                        events: Optional[EventHook] = None, monitor: Optional[MonitorHook] = None,
-                       monitor_headers: bool = False, progress: Optional[ProgressHook] = None) -> list[Rejected]:
+                       monitor_headers: bool = False, progress: Optional[ProgressHook] = None,
+                       dkim: DKIM = None, protocol: str = "smtp") -> list[Rejected]:
     """sendmessage for asyncio: the same arguments, result and errors.
 
     Safe to call inside a running loop and many times at once; cancelling

@@ -79,19 +79,22 @@ class Batch:
 
 def deliver_many(ch: Channel, extensions: Extensions, tls: Optional[TLSInfo], timeouts: Timeouts,
                  batch: list[tuple[Envelope, MessageData]], options: Delivery,
-                 window: int = 16) -> Dialogue[list[Outcome]]:
+                 window: int = 16, lmtp: bool = False) -> Dialogue[list[Outcome]]:
     """Send every ``(envelope, message)`` of ``batch`` (see the module
     docstring); returns one outcome per message, in order. A lost
     connection makes every message whose data was sent but not answered
     DeliveryUncertain, and the rest unsent (TransportError) -- as does a
     message that changed while being sent, after which the connection must
-    be closed. UsageError (CR/LF in a command) is raised, not an outcome."""
-    if options.atleastone and "PIPELINING" in extensions and "CHUNKING" in extensions:
+    be closed. UsageError (CR/LF in a command) is raised, not an outcome.
+    ``lmtp``: one transaction at a time (each recipient's reply after the
+    data, RFC 2033 section 4.2, is read before the next message)."""
+    if not lmtp and options.atleastone and "PIPELINING" in extensions and "CHUNKING" in extensions:
         return (yield from _pipelined(ch, extensions, tls, timeouts, batch, options, window))
     state = Batch(len(batch))
     for n, (env, message) in enumerate(batch):
         try:
-            state.outcomes[n] = yield from deliver(ch, extensions, tls, timeouts, env, message, options)
+            state.outcomes[n] = yield from deliver(ch, extensions, tls, timeouts, env, message, options,
+                                                   lmtp=lmtp)
         except (TransportError, RemoteProtocolError, DeliveryUncertain, MessageChanged) as exc:
             state.outcomes[n] = exc
             state.unsent(n + 1, "the connection was lost before it")

@@ -36,7 +36,8 @@ logger = logging.getLogger("smtpsend")
 class Event:
     """Something that happened in a dialogue (libESMTP's event callback):
     ``name`` is connect, greeting, extensions, tls, auth, mail, rcpt, data,
-    accepted, failed (a server given up on), disconnect, or note (``text``:
+    delivery (LMTP: one recipient's reply after the data, ``address`` and
+    ``reply``), accepted, failed (a server given up on), disconnect, or note (``text``:
     what smtpsend decided, e.g. a downgrade); ``data`` holds its details."""
 
     name: str

@@ -17,20 +17,25 @@ from __future__ import annotations
 import ssl
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NoReturn, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, TypeVar, Union
+
+from mimecompose import DKIMSigner
 
 from . import _verdicts as verdict
 from ._bulk import Outcome
 from ._channel import log_sent, message_id
-from ._data import MessageChanged, MessageData
+from ._data import DKIM, MessageChanged, MessageData, dkim_signers
 from ._driver import Dialogue, Timeouts
 from ._envelope import HIDDEN, Message, as_part, prepare
 from ._errors import AllServersFailed, Attempt, NotSupported, Rejected, SMTPError, UsageError, locate
 from ._esmtp import Delivery, Notify
 from ._extensions import Extensions
+from ._deprecated import keyword_only
+from ._options import ServerURL, Token
 from ._options import (ConnectOptions, Debug, EventHook, HeaderArg, Mechanisms, MonitorHook, Orcpt, Policy,
-                       ProgressHook, client_name, credentials, delivery as one_delivery, implicit_tls,
-                       mechanisms as mechanism_list, parse_server, tls_policy, tracer)
+                       ProgressHook, check_port, client_name, credentials, delivery as one_delivery,
+                       implicit_tls, local_usetls, mechanisms as mechanism_list, parse_server, protocol_name,
+                       protocol_port, server_url, tls_policy, tracer, url_options)
 from ._reply import Reply
 from ._session import Session
 from ._sync import SyncConnection, pump, resolve
@@ -51,24 +56,28 @@ class Client:
     ``tlsimport=None``: implicit TLS on port 465, STARTTLS elsewhere. The
     password and token are held as Secret: no repr, vars() or pickle of a
     Client shows them (pickling one raises TypeError). ``session`` is the
-    dialogue of the open connection (None while closed).
+    dialogue of the open connection (None while closed). ``dkim``: the
+    signers of every message sent (see sendmessage).
     """
 
     def __init__(self, host: str, port: int, *, client: str, usetls: bool, tlsimport: Optional[bool],
                  tlspolicy: Policy, ssl_context: Optional[ssl.SSLContext], username: Optional[str],
-                 password: Optional[str], token: Optional[str], timeouts: Timeouts,
+                 password: Optional[str], token: Token, timeouts: Timeouts,
                  trace: Optional[Callable[[str], None]], mechanisms: Optional[list[str]] = None,
                  events: Optional[EventHook] = None, monitor: Optional[MonitorHook] = None,
                  monitor_headers: bool = False, progress: Optional[ProgressHook] = None,
-                 trace_notes: bool = False) -> None:
+                 trace_notes: bool = False, dkim: DKIM = None, protocol: str = "smtp") -> None:
         self.host = host
+        self._dkim = dkim_signers(dkim)
         self.port = port
         secret_password, secret_token = credentials(username, password, token)
+        implicit = implicit_tls(tlsimport, usetls, port)
         self._options: dict[str, Any] = dict(
-            client=client, usetls=usetls, implicit_tls=implicit_tls(tlsimport, usetls, port),
+            client=client, usetls=local_usetls(host, usetls, implicit, tlspolicy), implicit_tls=implicit,
             tlspolicy=tlspolicy, username=username, password=secret_password, token=secret_token, host=host,
-            port=port, mechanisms=mechanisms, timeouts=timeouts, trace=trace, events=events, monitor=monitor,
-            monitor_headers=monitor_headers, progress=progress, trace_notes=trace_notes)
+            port=port or None, mechanisms=mechanisms, timeouts=timeouts, trace=trace, events=events,
+            monitor=monitor, monitor_headers=monitor_headers, progress=progress, trace_notes=trace_notes,
+            protocol=protocol_name(protocol))
         self._ssl_context = ssl_context
         self._timeouts = timeouts
         self._note = trace if trace_notes else None   # where "* " notes go
@@ -113,19 +122,22 @@ class Client:
                     envid: Optional[str] = None, notify: Union[Notify, Mapping[str, Notify], None] = None,
                     orcpt: Orcpt = None, require_dsn: bool = False, deliverby: Optional[str] = None,
                     priority: Optional[int] = None, requiretls: bool = False,
-                    mail_auth: Optional[str] = None) -> list[Rejected]:
+                    mail_auth: Optional[str] = None, dkim: DKIM = None) -> list[Rejected]:
         """Send one message over this connection (as smtpsend.sendmessage,
         without failover; the Delivery options -- ret, envid, notify, orcpt,
         require_dsn, deliverby, priority, requiretls, mail_auth -- one by
-        one or all as one ``delivery=``). A connection found closed before
-        any of the message was sent is opened again once."""
+        one or all as one ``delivery=``). ``dkim``: this message's signers
+        (None: the connection's, from connect(); ``[]``: none). A
+        connection found closed before any of the message was sent is
+        opened again once."""
+        signers = self._signers(dkim)
         options = one_delivery(delivery, atleastone=atleastone, ret=ret, envid=envid, notify=notify,
                                orcpt=orcpt, require_dsn=require_dsn, deliverby=deliverby, priority=priority,
                                requiretls=requiretls, mail_auth=mail_auth)
         message = as_part(part)
         prepared = prepare(message, originator=originator, recipients=recipients, header=header,
                            client=self._options["client"])
-        data = MessageData.from_part(message, prepared.add, prepared.omit)
+        data = MessageData.from_part(message, prepared.add, prepared.omit, dkim=signers)
         started = time.monotonic()
         for retry in (True, False):
             session, connection = self._open_session()
@@ -151,13 +163,16 @@ class Client:
                      ret: Optional[str] = None, envid: Optional[str] = None,
                      notify: Union[Notify, Mapping[str, Notify], None] = None, orcpt: Orcpt = None,
                      require_dsn: bool = False, deliverby: Optional[str] = None, priority: Optional[int] = None,
-                     requiretls: bool = False, mail_auth: Optional[str] = None) -> list[Outcome]:
+                     requiretls: bool = False, mail_auth: Optional[str] = None,
+                     dkim: DKIM = None) -> list[Outcome]:
         """Send many messages, pipelined back to back where the server
         allows (PIPELINING and CHUNKING, with ``atleastone``), else one
         after the other. Returns one outcome per message, in order: its
         rejected-recipients list, or the SMTPError it met (nothing is
         raised for a single message's failure; bad input raises
-        UsageError before anything is sent)."""
+        UsageError before anything is sent). ``dkim``: as for sendmessage,
+        for every message; each is signed before anything is sent."""
+        signers = self._signers(dkim)
         options = Delivery(atleastone=atleastone, ret=ret, envid=envid, notify=notify, orcpt=orcpt,
                            require_dsn=require_dsn, deliverby=deliverby, priority=priority,
                            requiretls=requiretls, mail_auth=mail_auth)
@@ -165,7 +180,8 @@ class Client:
         for part in parts:
             message = as_part(part)
             prepared = prepare(message, client=self._options["client"])
-            batch.append((prepared.envelope, MessageData.from_part(message, prepared.add, prepared.omit)))
+            batch.append((prepared.envelope, MessageData.from_part(message, prepared.add, prepared.omit,
+                                                                   dkim=signers)))
         session, _ = self._open_session()
         outcomes = self._run(session.deliver_many(batch, options, window))
         for outcome in outcomes:
@@ -174,6 +190,10 @@ class Client:
         if any(verdict.connection_unusable(o) for o in outcomes):
             self._drop()
         return outcomes
+
+    def _signers(self, dkim: DKIM) -> tuple[DKIMSigner, ...]:
+        """A message's signers: ``dkim`` checked, or the connection's when None."""
+        return self._dkim if dkim is None else dkim_signers(dkim)
 
     # ------------------------------------------------------------ seed commands
     # Each returns the server's Reply, positive or not (scsh and smtplib
@@ -215,7 +235,7 @@ class Client:
         session, _ = self._open_session()
         self._run(session.starttls())
 
-    def login(self, username: str, password: Optional[str] = None, *, token: Optional[str] = None) -> None:
+    def login(self, username: str, password: Optional[str] = None, *, token: Token = None) -> None:
         """AUTH with the strongest mechanism offered (see sendmessage).
         UsageError, before anything is sent, for credentials that cannot be
         sent (the message never shows them)."""
@@ -272,25 +292,65 @@ class Client:
         """QUIT and close (as close())."""
         self.close()
 
-    def _obsolete(self, verb: str, why: str) -> NoReturn:
-        raise NotSupported(f"{verb} is not supported: {why}")
+    # SEND, SOML, SAML and TURN (RFC 821 section 4.1.1): the seed systems'
+    # command set. RFC 2821 left them out (appendix F.1, F.6); they are sent as the seeds send
+    # them, and the server's answer -- nearly always 502, "command not
+    # implemented" -- is returned like any other seed command's reply.
 
-    def send(self, *args: object) -> NoReturn:
-        """Not supported: RFC 5321 removed SEND."""
-        self._obsolete("SEND", "RFC 5321 removed SEND, SOML and SAML (terminal delivery is gone)")
+    def send(self, sender: str, *, params: Iterable[str] = ()) -> Reply:
+        """SEND FROM:<sender> (RFC 821 section 4.1.1): begin a transaction
+        like MAIL, for delivery to the recipients' terminals instead of
+        their mailboxes; returns the reply (a server that does not
+        implement SEND, which RFC 5321 dropped, answers 502). As with
+        mail(), ``rcpt()`` and ``data()`` continue the transaction: this
+        is one command, as scsh's ``smtp-send`` is, not a whole send.
+        UsageError for CR/LF/NUL."""
+        return self._reverse_path("SEND", sender, params)
 
-    def soml(self, *args: object) -> NoReturn:
-        """Not supported: RFC 5321 removed SOML."""
-        self._obsolete("SOML", "RFC 5321 removed SEND, SOML and SAML (terminal delivery is gone)")
+    def soml(self, sender: str, *, params: Iterable[str] = ()) -> Reply:
+        """SOML FROM:<sender> (RFC 821): "send or mail" -- to the
+        recipients' terminals when they are logged in, else to their
+        mailboxes. A transaction begun like MAIL; returns the reply (502
+        from a server without SOML)."""
+        return self._reverse_path("SOML", sender, params)
 
-    def saml(self, *args: object) -> NoReturn:
-        """Not supported: RFC 5321 removed SAML."""
-        self._obsolete("SAML", "RFC 5321 removed SEND, SOML and SAML (terminal delivery is gone)")
+    def saml(self, sender: str, *, params: Iterable[str] = ()) -> Reply:
+        """SAML FROM:<sender> (RFC 821): "send and mail" -- to the
+        recipients' terminals and mailboxes. A transaction begun like MAIL;
+        returns the reply (502 from a server without SAML)."""
+        return self._reverse_path("SAML", sender, params)
 
-    def turn(self, *args: object) -> NoReturn:
-        """Not supported: RFC 2821 removed TURN."""
-        self._obsolete("TURN", "RFC 2821 removed TURN: it let anyone take another host's mail; "
-                               "use ETRN (RFC 1985)")
+    def _reverse_path(self, verb: str, sender: str, params: Iterable[str]) -> Reply:
+        """``VERB FROM:<sender>`` and the parameters, as mail() writes MAIL."""
+        return self.command(f"{verb} FROM:<{sender}>" + "".join(" " + p for p in params))
+
+    def turn(self, *, i_know_turn_is_obsolete: bool = False) -> Reply:
+        """TURN (RFC 821 section 4.1.1): ask the server to swap roles and
+        send *us* the mail it holds for this host. Sent only with
+        ``i_know_turn_is_obsolete=True``; without it, UsageError.
+
+        RFC 2821 (appendix F.1) removed TURN for
+        security reasons: the client becomes the server on a connection
+        that nothing authenticates -- the server hands over the mail it
+        holds to whoever is on the connection, and nothing proves the
+        client is the host it claims to be, so anyone could collect
+        another host's mail. ETRN (RFC 1985,
+        :meth:`etrn`) replaced it: the server opens a new connection to the
+        domain's real mail host. Returns the reply (502 from nearly every
+        server). A server that accepts (250) now waits for this client to
+        act as an SMTP server, which smtpsend is not: the connection is
+        closed (without QUIT), and the reply returned."""
+        if not i_know_turn_is_obsolete:
+            raise UsageError("TURN is not sent unless you pass i_know_turn_is_obsolete=True: RFC 2821 removed it "
+                             "for security reasons -- the client becomes the server on a connection where "
+                             "nothing proves who it is, and is handed the mail held for the host it claims to "
+                             "be; use etrn() (RFC 1985) instead")
+        reply = self.command("TURN")
+        if verdict.turned(reply):
+            if self._note:
+                self._note("* the server accepted TURN and now waits for us to be the server: closing")
+            self._drop()
+        return reply
 
     def _drop(self) -> None:
         if self._connection is not None:
@@ -313,33 +373,54 @@ class Client:
         self.close()
 
 
-def connect(server: str = "localhost", port: Optional[int] = None, *, client: Optional[str] = None,
+@keyword_only("port")
+def connect(server: Union[str, ServerURL] = "localhost", *, port: Optional[int] = None, client: Optional[str] = None,
             usetls: bool = True, tlsimport: Optional[bool] = None, tlspolicy: Policy = None,
             ssl_context: Optional[ssl.SSLContext] = None, username: Optional[str] = None,
-            password: Optional[str] = None, token: Optional[str] = None, mechanisms: Mechanisms = None,
+            password: Optional[str] = None, token: Token = None, mechanisms: Mechanisms = None,
             timeout: Optional[float] = None, maxsecs: float = 120, debug: Debug = False,
             events: Optional[EventHook] = None, monitor: Optional[MonitorHook] = None,
-            monitor_headers: bool = False, progress: Optional[ProgressHook] = None) -> Client:
-    """Open a connection to ``server`` (``host``, ``host:port`` or
-    ``[v6]:port``) for several messages. The options mean what they mean
+            monitor_headers: bool = False, progress: Optional[ProgressHook] = None,
+            dkim: DKIM = None, protocol: str = "smtp") -> Client:
+    """Open a connection to ``server`` (``host``, ``host:port``,
+    ``[v6]:port`` or a server URL, see smtpsend.parse_url) for several
+    messages. The options mean what they mean
     for sendmessage (``tlsimport=None``: implicit TLS on port 465, STARTTLS
-    elsewhere). Raises UsageError for bad options and the connection's
-    SMTPError when it cannot be opened."""
+    elsewhere); ``dkim`` signs every message sent over it unless a
+    message names its own. Raises UsageError (TypeError for a ``dkim``
+    that is not signers) for bad options and the connection's SMTPError
+    when it cannot be opened. ``protocol="lmtp"``: LMTP (RFC 2033; default
+    port 24, and ``server`` may be a Unix socket's path), see sendmessage."""
     if tlsimport and not usetls:
         raise UsageError("tlsimport=True and usetls=False contradict each other")
-    host, port = parse_server(server, port, 465 if tlsimport else 25)
+    protocol = protocol_name(protocol)
+    default_port: Optional[int] = None
+    url = server_url(server)
+    place = url.server if url is not None else str(server)   # a str: a ServerURL has its url
+    if url is not None:
+        # a URL's settings, checked against the keywords (smtpsend._options.url_options)
+        own = url_options(url, usetls=usetls, tlsimport=tlsimport, tlspolicy=tlspolicy, username=username,
+                          password=password, timeout=timeout, mechanisms=mechanism_list(mechanisms),
+                          protocol=protocol)
+        default_port = url.default_port
+        protocol, tlsimport = own.get("protocol", protocol), own.get("tlsimport", tlsimport)
+        tlspolicy, timeout = own.get("tlspolicy", tlspolicy), own.get("timeout", timeout)
+        username, password = own.get("username", username), own.get("password", password)
+        mechanisms = own.get("mechanisms", mechanisms)
+    host, port = parse_server(place, port, default_port or protocol_port(protocol, tlsimport))
+    check_port(protocol, port, place)
     trace, notes = tracer(debug)
     opened = Client(host, port, client=client_name(client, [host]), usetls=usetls, tlsimport=tlsimport,
                     tlspolicy=tls_policy(tlspolicy), ssl_context=ssl_context, username=username,
                     password=password, token=token, timeouts=Timeouts.make(timeout, maxsecs),
                     trace=trace, mechanisms=mechanism_list(mechanisms), events=events,
                     monitor=monitor, monitor_headers=monitor_headers, progress=progress,
-                    trace_notes=notes)
+                    trace_notes=notes, dkim=dkim, protocol=protocol)
     return opened.open()
 
 
 def _one(server: str, port: Optional[int], options: ConnectOptions, call: Callable[[Client], Reply]) -> Reply:
-    with connect(server, port, **options) as client:
+    with connect(server, port=port, **options) as client:
         return call(client)
 
 
@@ -371,7 +452,7 @@ def etrn(node: str, *, servers: Union[str, Iterable[str]] = ("localhost",),
     for i, server in enumerate(names):
         port = given_ports[i] if i < len(given_ports) else None
         try:
-            with connect(server, port, **options) as client:
+            with connect(server, port=port, **options) as client:
                 reply = client.etrn(node)
         except SMTPError as exc:
             attempts.append(Attempt(exc.server or server, exc.port or port or 25, exc.stage or "connect", exc))

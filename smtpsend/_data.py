@@ -5,18 +5,30 @@ the same block as the end of the message."""
 from __future__ import annotations
 
 import zlib
-from typing import Callable, Iterable, Iterator, Optional
+from itertools import chain
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
-from mimecompose import LineBreakNormalizer, MimeError, Part
+from mimecompose import DKIMSigner, LineBreakNormalizer, MimeError, Part
 
 from ._errors import UsageError
 
-__all__ = ["DotStuffer", "MessageChanged", "MessageData", "bdat_blocks", "data_blocks", "unstuff",
-           "xtext"]
+__all__ = ["DKIM", "DotStuffer", "MessageChanged", "MessageData", "bdat_blocks", "data_blocks", "dkim_signers",
+           "unstuff", "xtext"]
+
+# dkim= as given: one signer, several (each signs in turn), or None
+DKIM = Union[DKIMSigner, Sequence[DKIMSigner], None]
 
 BLOCK = 65536
 HEAD = 65536      # octets of the start of a message kept for monitors
-_KEEP = 8 << 20   # messages up to this size are serialised once and kept
+_KEEP = 4 << 20   # messages up to this size are serialised once and kept
+
+
+def _only_crlf(data: bytes) -> bool:
+    """True when every CR and every LF in ``data`` is part of a CRLF."""
+    if b"\r" not in data:
+        return b"\n" not in data
+    crs = data.count(b"\r")
+    return crs == data.count(b"\n") == data.count(b"\r\n")
 
 
 class DotStuffer:
@@ -25,14 +37,20 @@ class DotStuffer:
     Every line break becomes CRLF -- a bare CR or LF never reaches the wire,
     which closes the SMTP smuggling class of CVE-2023-51764 -- and a line
     that starts with "." gets a second one.
+
+    With ``normalised`` the stream is known to be CRLF already (what a
+    non-binary MessageData yields: it normalised it), so only the dots are
+    looked at: one ``bytes.replace`` per chunk, plus a "." that starts a
+    chunk after one that ended a line (or the very first line).
     """
 
-    def __init__(self) -> None:
-        self._lines = LineBreakNormalizer(b"\r\n")
+    def __init__(self, normalised: bool = False) -> None:
+        self._lines: Optional[LineBreakNormalizer] = None if normalised else LineBreakNormalizer(b"\r\n")
         self._at_line_start = True
 
     def feed(self, data: bytes) -> bytes:
-        data = self._lines.feed(data)
+        if self._lines is not None:
+            data = self._lines.feed(data)
         return self._stuff(data)
 
     def _stuff(self, data: bytes) -> bytes:
@@ -47,7 +65,7 @@ class DotStuffer:
 
     def finish(self) -> bytes:
         """The rest, a final CRLF if the message lacks one, and ".\\r\\n"."""
-        tail = self._stuff(self._lines.flush())
+        tail = self._stuff(self._lines.flush()) if self._lines is not None else b""
         if not self._at_line_start:
             tail += b"\r\n"
         return tail + b".\r\n"
@@ -66,11 +84,28 @@ def unstuff(line: bytes) -> bytes:
     return line[1:] if line.startswith(b".") else line
 
 
+class CRLFChunks(Iterator[bytes]):
+    """The chunks of a non-binary MessageData: every line break in them is
+    CRLF already (MessageData made it so), which data_blocks relies on to
+    dot-stuff them without normalising them a second time."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def __next__(self) -> bytes:
+        return next(self._chunks)
+
+
 def data_blocks(chunks: Iterable[bytes], trailer: bytes = b"") -> Iterator[bytes]:
     """Yield the DATA stream in blocks of about BLOCK octets; the last one
     carries the terminator and ``trailer`` (a pipelined QUIT), so the end of
-    the message never goes out as a tiny write of its own."""
-    stuffer = DotStuffer()
+    the message never goes out as a tiny write of its own. Line breaks are
+    made CRLF unless ``chunks`` is a CRLFChunks (MessageData.chunks() of a
+    non-binary message), whose line breaks are CRLF already."""
+    stuffer = DotStuffer(normalised=isinstance(chunks, CRLFChunks))
     pending: list[bytes] = []
     size = 0
     for chunk in chunks:
@@ -83,6 +118,20 @@ def data_blocks(chunks: Iterable[bytes], trailer: bytes = b"") -> Iterator[bytes
             pending, size = [], 0
     pending.append(stuffer.finish() + trailer)
     yield b"".join(pending)
+
+
+def dkim_signers(dkim: Any) -> tuple[DKIMSigner, ...]:
+    """``dkim=`` checked: None is no signature, a DKIMSigner one, a list or
+    tuple of them one each, in that order. TypeError naming ``dkim=`` for
+    anything else (a str, a dict, a signer's settings)."""
+    if dkim is None:
+        return ()
+    if isinstance(dkim, DKIMSigner):
+        return (dkim,)
+    if isinstance(dkim, (list, tuple)) and all(isinstance(s, DKIMSigner) for s in dkim):
+        return tuple(dkim)
+    raise TypeError(f"dkim= must be a mimecompose.DKIMSigner, a list of them, or None, "
+                    f"not {type(dkim).__name__}")
 
 
 class MessageChanged(UsageError):
@@ -98,7 +147,7 @@ class MessageData:
     binary parts, measured once; the chunks can be produced again for
     another server.
 
-    Up to 8 MiB it is kept in memory; above that it is serialised again on
+    Up to 4 MiB it is kept in memory; above that it is serialised again on
     each use, so memory stays bounded -- and checked against what was
     measured (size and CRC-32) as it goes: every chunk is released only
     once the next one exists, the last only once the whole matched, and a
@@ -110,41 +159,81 @@ class MessageData:
     gets one, so ``size`` is exactly what BDAT announces and DATA and BDAT
     carry the same bytes -- except in a message with binary parts, whose
     octets go out as they are (only ever by BDAT with BODY=BINARYMIME).
+
+    With ``dkim`` signers, each signs this form of the message in turn
+    (one streaming pass each, over the very octets measured: a change
+    meanwhile is MessageChanged) and its DKIM-Signature field goes before
+    the fields already there (RFC 6376 section 5.6), so the last signer's
+    comes first; ``size``, ``head`` and ``chunks()`` include the fields.
+    The 7-bit form is signed on its own, when it is first asked for.
+    Raises UsageError for a binary message with signers (DKIM reads the
+    body as lines: sign the 7-bit form), and what the signers raise.
     """
 
     def __init__(self, produce: Callable[[], Iterable[bytes]], binary: bool = False,
-                 seven_bit: Optional[Callable[[], "MessageData"]] = None) -> None:
+                 seven_bit: Optional[Callable[[], "MessageData"]] = None,
+                 dkim: Sequence[DKIMSigner] = (), crlf: bool = False) -> None:
+        if dkim and binary:
+            raise UsageError("a message with binary parts cannot be DKIM signed as it is: "
+                             "DKIM reads the body as lines (send its 7-bit form)")
         self.binary = binary
+        # produce() yields CRLF line breaks only (a Part that _scan() found
+        # safe): not normalised again, only given its final CRLF
+        self._crlf = crlf
         self._source = produce
         self._seven_bit_factory = seven_bit
         self._seven_bit: Optional[MessageData] = None
-        kept: Optional[list[bytes]] = []
+        kept: list[bytes] = []
         size = 0
         crc = 0
-        eightbit = False
-        head = b""
-        for chunk in self._stream():
-            size += len(chunk)
-            if not eightbit and not chunk.isascii():
-                eightbit = True
-            if len(head) < HEAD:
-                head += chunk[:HEAD - len(head)]
-            if kept is None:
-                crc = zlib.crc32(chunk, crc)
-                continue
+        stream = self._stream()
+        for chunk in stream:   # up to _KEEP: kept, and looked at once they are all in
             kept.append(chunk)
+            size += len(chunk)
             if size > _KEEP:
-                for block in kept:
-                    crc = zlib.crc32(block, crc)
-                kept = None
-        self._kept = kept
+                break
+        if size <= HEAD and len(kept) > 1:
+            kept = [b"".join(kept)]   # a small message: one chunk, one write
+        eightbit = not all(chunk.isascii() for chunk in kept)
+        head = b""
+        for chunk in kept:
+            head += chunk[:HEAD - len(head)]
+            if len(head) >= HEAD:
+                break
+        if size > _KEEP:   # too large to keep: measured (size, CRC-32), serialised again to be sent
+            for chunk in kept:
+                crc = zlib.crc32(chunk, crc)
+            kept.clear()   # memory stays bounded by _KEEP
+            for chunk in stream:
+                size += len(chunk)
+                if not eightbit and not chunk.isascii():
+                    eightbit = True
+                crc = zlib.crc32(chunk, crc)
+        self._kept: Optional[list[bytes]] = kept if size <= _KEEP else None
         self._crc = crc
-        self.size = size
+        self._measured = size
         self.eightbit = eightbit
-        #: the first HEAD octets: what a monitor shows of the header
-        self.head = head
         end = head.find(b"\r\n\r\n")
         self.header_utf8 = not (head if end == -1 else head[:end]).isascii()
+        #: the DKIM-Signature fields (empty without signers)
+        self.signature = self._sign(dkim)
+        #: the octets sent: the signature fields and the message
+        self.size = len(self.signature) + size
+        #: the first HEAD octets: what a monitor shows of the header
+        self.head = (self.signature + head)[:HEAD]
+
+    def _sign(self, signers: Sequence[DKIMSigner]) -> bytes:
+        """The DKIM-Signature fields, each signer's over the message with
+        the fields before it (later ones prepended: RFC 6376 section 5.6).
+        Each value is written exactly as the signer folded it (CRLF SP),
+        which is the form its own header hash covered."""
+        fields = b""
+        for signer in signers:
+            value = signer.signature(chain([fields], self._message()))
+            fields = b"DKIM-Signature: " + value.encode("ascii") + b"\r\n" + fields
+        if not _only_crlf(fields):   # chunks() promises CRLF only (CRLFChunks)
+            raise UsageError("a DKIM signer folded its DKIM-Signature field with a bare CR or LF")
+        return fields
 
     def _stream(self) -> Iterator[bytes]:
         """The message as it goes out, in non-empty chunks: CRLF line
@@ -153,6 +242,15 @@ class MessageData:
             for chunk in self._source():
                 if chunk:
                     yield chunk
+            return
+        if self._crlf:
+            last = b""
+            for chunk in self._source():
+                if chunk:
+                    last = chunk
+                    yield chunk
+            if last and not last.endswith(b"\n"):
+                yield b"\r\n"   # RFC 5321 section 4.1.1.4, as below
             return
         lines = LineBreakNormalizer(b"\r\n")
         ends_in_crlf = True
@@ -171,15 +269,28 @@ class MessageData:
 
     @classmethod
     def from_part(cls, part: Part, add: Iterable[tuple[str, str]] = (),
-                  omit: Iterable[str] = frozenset()) -> "MessageData":
+                  omit: Iterable[str] = frozenset(), dkim: Sequence[DKIMSigner] = ()) -> "MessageData":
         """The transmitted form of a mimecompose Part (``add``/``omit`` as
         for ``Part.iterbytes``), with its 7-bit variant available on demand.
         Only the transfer-encoding labels are read to find binary parts: no
-        body is decoded to be sent. Raises what ``Part.iterbytes`` raises."""
+        body is decoded to be sent. With ``dkim`` signers each form is
+        signed as it is sent, the 7-bit one when first asked for; a
+        message with binary parts is then sent in its 7-bit form only
+        (base64), since DKIM cannot cover raw binary octets. Raises what
+        ``Part.iterbytes`` and the signers raise."""
         fields = list(add)
         names = frozenset(omit)
-        return cls(lambda: part.iterbytes(add=fields, omit=names), binary=_has_binary(part),
-                   seven_bit=lambda: cls(lambda: part.iterbytes(add=fields, omit=names, seven_bit=True)))
+        signers = tuple(dkim)
+        binary, crlf = _scan(part)
+
+        def seven_bit() -> "MessageData":
+            return cls(lambda: part.iterbytes(add=fields, omit=names, seven_bit=True), dkim=signers,
+                       crlf=crlf)
+
+        if signers and binary:
+            return seven_bit()
+        return cls(lambda: part.iterbytes(add=fields, omit=names), binary=binary, seven_bit=seven_bit,
+                   dkim=signers, crlf=crlf)
 
     def seven_bit(self) -> "MessageData":
         """The same message with 8bit and binary parts re-encoded (QP or
@@ -193,9 +304,14 @@ class MessageData:
         return self._seven_bit
 
     def chunks(self) -> Iterator[bytes]:
-        """The octets to send, exactly ``size`` of them. Raises
-        MessageChanged, before the last chunk, when they are no longer the
-        ones measured."""
+        """The octets to send, exactly ``size`` of them: the signature
+        fields, then the message. Raises MessageChanged, before the last
+        chunk, when they are no longer the ones measured."""
+        chunks = chain([self.signature], self._message()) if self.signature else self._message()
+        return chunks if self.binary else CRLFChunks(chunks)
+
+    def _message(self) -> Iterator[bytes]:
+        """The message without the signature fields, as measured."""
         if self._kept is not None:
             return iter(self._kept)
         return self._checked()
@@ -206,36 +322,59 @@ class MessageData:
         held: Optional[bytes] = None
         for chunk in self._stream():
             size += len(chunk)
-            if size > self.size:
+            if size > self._measured:
                 raise MessageChanged(f"the message grew while it was being sent (more than the "
-                                     f"{self.size} octets measured): was a file attachment written to?")
+                                     f"{self._measured} octets measured): was a file attachment written to?")
             crc = zlib.crc32(chunk, crc)
             if held is not None:
                 yield held
             held = chunk
-        if size != self.size or crc != self._crc:
+        if size != self._measured or crc != self._crc:
             raise MessageChanged(f"the message changed while it was being sent ({size} octets, "
-                                 f"{self.size} measured): was a file attachment written to?")
+                                 f"{self._measured} measured): was a file attachment written to?")
         if held is not None:
             yield held
 
 
 def _has_binary(part: Part) -> bool:
-    """True when ``part`` or a part inside it is labelled binary (RFC 3030).
+    """True when ``part`` or a part inside it is labelled binary (RFC 3030)."""
+    return _scan(part)[0]
 
-    Reads the labels only, through public Part methods: the ``encoding``
-    property, never ``size`` (which decodes the body to measure it).
+
+def _scan(part: Part) -> tuple[bool, bool]:
+    """(binary, crlf) for ``part``: whether it or a part inside it is
+    labelled binary (RFC 3030), and whether ``part.iterbytes()`` is sure to
+    yield CRLF line breaks only, so MessageData need not normalise them.
+
+    Not sure -- crlf False -- for a built leaf that is not text/* and is
+    labelled 7bit or 8bit (its octets are written as given, bare CR and LF
+    included) and for a preamble or epilogue with a bare CR or LF (written
+    as set). Everything else iterbytes() makes CRLF itself: text bodies,
+    base64 and quoted-printable, fields, and parsed parts (their line
+    breaks made CRLF when the message had others); tests/test_data.py
+    checks that claim over many kinds of part.
+
+    Reads the labels only, through public Part methods: the ``content``
+    and ``encoding`` properties, never ``size`` (which decodes the body).
     """
+    binary = False
+    crlf = True
     stack = [part]
     while stack:
         node = stack.pop()
-        if node.getproperty("encoding") == "binary":
-            return True
+        encoding = node.getproperty("encoding")
+        if encoding == "binary":
+            binary = True
+        for text in (node.preamble, node.epilogue):
+            if text and not _only_crlf(text):
+                crlf = False
         try:
             stack.extend(node.getproperty("parts"))
-        except MimeError:
-            pass   # a leaf
-    return False
+        except MimeError:   # a leaf
+            if (encoding in ("7bit", "8bit") and not node.parsed
+                    and not node.getproperty("content").startswith("text/")):
+                crlf = False
+    return binary, crlf
 
 
 def bdat_blocks(prefix: bytes, chunks: Iterable[bytes], trailer: bytes = b"") -> Iterator[bytes]:

@@ -6,11 +6,13 @@ is a generator. It yields actions and receives each one's result:
 | action | the driver does | and answers |
 |---|---|---|
 | :class:`Resolve` | look the host name up | ``[(family, sockaddr), ...]`` |
-| :class:`Connect` | open a TCP connection (closing any open one) | ``None`` |
+| :class:`Connect` | open a TCP (or Unix socket) connection, closing any open one | ``None`` |
 | :class:`Send` | write the bytes, or every block of an iterable | ``None`` |
 | :class:`Read` | wait for ``count`` whole replies | ``list[Reply]`` |
 | :class:`StartTLS` | forget what was received; TLS handshake | :class:`TLSInfo` |
 | :class:`Close` | close the connection | ``None`` |
+| :class:`Checkout` | (pool drivers) hand over an idle connection to reuse | its ``Session``, or ``None`` |
+| :class:`Checkin` | (pool drivers) keep the connection for the next message, or drop it | ``None`` |
 
 A driver that fails raises an SMTPError (socket, ssl and OS errors mapped
 by smtpsend._sockets.transport_errors), and its pump throws it into the
@@ -30,8 +32,8 @@ from typing import Any, Generator, Generic, Iterable, Optional, TypeVar, Union
 
 from ._errors import Timeout
 
-__all__ = ["Action", "Close", "Connect", "Deadline", "Dialogue", "Read", "Resolve", "Send", "StartTLS",
-           "Steps", "TLSInfo", "Timeouts"]
+__all__ = ["Action", "Checkin", "Checkout", "Close", "Connect", "Deadline", "Dialogue", "Read", "Resolve",
+           "Send", "StartTLS", "Steps", "TLSInfo", "Timeouts"]
 
 T = TypeVar("T")
 
@@ -55,7 +57,9 @@ class Read:
 @dataclass(frozen=True)
 class Resolve:
     """Resolve ``host``; the driver answers with [(family, sockaddr), ...]
-    or raises TransportError."""
+    or raises TransportError. A ``host`` that is a Unix socket's path
+    (it starts with "/"; ``port`` is then 0) resolves to itself:
+    ``[(AF_UNIX, (path,))]``."""
 
     host: str
     port: int
@@ -63,8 +67,9 @@ class Resolve:
 
 @dataclass(frozen=True)
 class Connect:
-    """Open a TCP connection to ``sockaddr``; ``host`` is the name TLS
-    verifies. Raises TransportError or Timeout."""
+    """Open a TCP connection to ``sockaddr`` (a Unix socket for AF_UNIX:
+    ``(path,)``); ``host`` is the name TLS verifies. Raises TransportError
+    or Timeout."""
 
     family: int
     sockaddr: tuple[Any, ...]
@@ -75,6 +80,32 @@ class Connect:
 @dataclass(frozen=True)
 class Close:
     """Close the current connection."""
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """Pool drivers only: make an idle, open connection to (``host``,
+    ``port``) the current one and answer with its Session (the dialogue
+    of that connection), or None when there is none to reuse (the
+    dialogue then connects). Plain drivers never see it."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Checkin:
+    """Pool drivers only: the dialogue is done with the current
+    connection. ``reusable``: the transaction ended cleanly -- keep it,
+    with ``session``, for the next message to (``host``, ``port``);
+    otherwise close it (``stale``: it was a kept connection found closed,
+    replaced). Answers None."""
+
+    session: Any
+    host: str
+    port: int
+    reusable: bool
+    stale: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,7 +128,7 @@ class TLSInfo:
     peer_certificate: Optional[dict[str, Any]] = None
 
 
-Action = Union[Send, Read, Resolve, Connect, Close, StartTLS]
+Action = Union[Send, Read, Resolve, Connect, Close, StartTLS, Checkout, Checkin]
 
 # A dialogue: yields actions, is sent each one's result, returns a T.
 Dialogue = Generator[Action, Any, T]

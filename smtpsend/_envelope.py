@@ -31,7 +31,7 @@ import mimecompose
 from mimecompose import Part, checkheader, formatdate, iter_addresses
 
 from mimecompose.args import HeaderArg, header_fields, one_or_many
-from ._data import MessageData
+from ._data import DKIM, MessageData, dkim_signers
 from ._errors import UsageError
 
 __all__ = ["HIDDEN", "Envelope", "Prepared", "as_part", "envelope", "fqdn", "prepare", "transmitted"]
@@ -286,16 +286,19 @@ def prepare(part: Message, originator: str | None = None,
 
 def transmitted(part: Message, *, originator: str | None = None,
                 recipients: Union[str, Iterable[str], None] = None,
-                header: HeaderArg = (), client: str | None = None) -> tuple[Envelope, bytes]:
+                header: HeaderArg = (), client: str | None = None, dkim: DKIM = None) -> tuple[Envelope, bytes]:
     """What sendmessage would send: the envelope and the message bytes
     (before dot-stuffing), with Date and Message-ID stamped, Bcc removed
     and ``header=`` applied. Every line ends in CRLF -- the bytes are the
     very ones the sender transmits -- except inside a part labelled
     ``Content-Transfer-Encoding: binary``, whose octets are carried as they
-    are. The caller's part is not changed. Raises what prepare() raises."""
+    are. The caller's part is not changed. With ``dkim`` (as for
+    sendmessage) the message as signed for a server with 8BITMIME. Raises
+    what prepare() and the signers raise."""
+    signers = dkim_signers(dkim)
     message = as_part(part)
     prepared = prepare(message, originator, recipients, header, client=client)
-    data = MessageData.from_part(message, prepared.add, prepared.omit)
+    data = MessageData.from_part(message, prepared.add, prepared.omit, dkim=signers)
     return prepared.envelope, b"".join(data.chunks())
 
 

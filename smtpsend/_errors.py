@@ -85,6 +85,7 @@ class SMTPError(Exception):
     port: Optional[int] = None
     stage: Optional[str] = None
     reason: Optional[str] = None   # a tag for hint(): "refused", "certificate", ...
+    protocol: str = "smtp"         # "pop3" for smtpsend.pop3's: hint() then words its advice for POP3
 
     def __init__(self, *args: object, reason: Optional[str] = None) -> None:
         super().__init__(*args)
@@ -111,7 +112,7 @@ class SMTPError(Exception):
     def summary(self) -> str:
         """The message and where it happened, without the hint."""
         text = super().__str__()
-        where = f" ({self.server}:{self.port}, {self.stage})" if self.server and self.stage else ""
+        where = f" ({_server(self.server, self.port)}, {self.stage})" if self.server and self.stage else ""
         return text + where
 
     def __str__(self) -> str:
@@ -152,22 +153,47 @@ class ServerUnavailable(ReplyError):
 
 
 class RecipientsRefused(ReplyError):
-    """Recipients were refused and nothing was delivered. ``rejected`` lists
-    them; ``reply`` is the first refusal."""
+    """Recipients were refused. ``rejected`` lists them; ``reply`` is the
+    first refusal.
+
+    ``delivered`` is empty -- nothing was delivered -- except after an LMTP
+    transaction (RFC 2033 section 4.2) without ``atleastone``: the server
+    answered each recipient after the message data, and the addresses in
+    ``delivered`` did get the message (it cannot be taken back); only the
+    ``rejected`` ones (stage "data") did not. Such an error is never sent
+    to another server."""
 
     def __init__(self, message: str, rejected: list["Rejected"], reply: "Reply",
-                 command: str | None = None) -> None:
+                 command: str | None = None, delivered: tuple[str, ...] = ()) -> None:
         super().__init__(message, reply, command)
         self.rejected = rejected
+        self.delivered = delivered
 
 
 class AuthenticationError(ReplyError):
     """Every SASL mechanism tried failed. ``replies`` holds
-    ``(mechanism, reply)`` for each one."""
+    ``(mechanism, reply)`` for each one, ``reply`` the last of them. When a
+    ``token=`` callable failed (its exception is the ``__cause__``) before
+    any mechanism was refused, ``replies`` is empty and ``reply`` None."""
+
+    reply: Optional["Reply"]   # type: ignore[assignment]  # None only when no server reply was had
 
     def __init__(self, message: str, replies: list[tuple[str, "Reply"]]) -> None:
-        super().__init__(message, replies[-1][1], "AUTH")
+        if replies:
+            super().__init__(message, replies[-1][1], "AUTH")
+        else:
+            SMTPError.__init__(self, message)
+            self.reply, self.command = None, "AUTH"
         self.replies = replies
+
+    @property
+    def is_transient(self) -> bool:
+        """As the last reply says; for a failed token callable, unknown: False."""
+        return self.reply is not None and self.reply.code // 100 == 4
+
+    @property
+    def is_permanent(self) -> bool:
+        return self.reply is not None and self.reply.code // 100 == 5
 
 
 class MessageTooBig(SMTPError):
@@ -229,7 +255,7 @@ class AllServersFailed(SMTPError):
     per try, in order."""
 
     def __init__(self, attempts: list["Attempt"]) -> None:
-        lines = "; ".join(f"{a.server}:{a.port} at {a.stage}: {_summary(a.error)}" for a in attempts)
+        lines = "; ".join(f"{_server(a.server, a.port)} at {a.stage}: {_summary(a.error)}" for a in attempts)
         super().__init__(f"no server accepted the message ({len(attempts)} tried): {lines}")
         self.attempts = attempts
 
@@ -237,12 +263,15 @@ class AllServersFailed(SMTPError):
 @dataclass(frozen=True)
 class Rejected:
     """A recipient the server refused: its address, the reply code and text,
-    and the RFC 3463 enhanced status (``"5.1.1"``) or None."""
+    the RFC 3463 enhanced status (``"5.1.1"``) or None, and the ``stage``
+    it was refused at: ``"rcpt"``, or ``"data"`` for an LMTP server's reply
+    to that recipient after the message data (RFC 2033 section 4.2)."""
 
     address: str
     code: int
     text: str
     status: Optional[str]
+    stage: str = "rcpt"
 
     @property
     def is_transient(self) -> bool:
@@ -255,7 +284,8 @@ class Rejected:
 
 @dataclass(frozen=True)
 class Attempt:
-    """One try of one server: where, at which stage it failed, and why."""
+    """One try of one server: where, at which stage it failed, and why
+    (``port`` 0 for a Unix socket, ``server`` then its path)."""
 
     server: str
     port: int
@@ -274,6 +304,11 @@ def locate(error: E, server: str, port: int, stage: Optional[str]) -> E:
     return error
 
 
+def _server(server: Optional[str], port: Optional[int]) -> str:
+    """``host:port``, or just the path of a Unix socket (port 0)."""
+    return f"{server}:{port}" if port else str(server)
+
+
 def _summary(error: BaseException) -> str:
     return error.summary() if isinstance(error, SMTPError) else str(error)
 
@@ -284,20 +319,26 @@ _PORTS = "587 is submission with STARTTLS, 465 submission with implicit TLS, 25 
 def hint(error: BaseException) -> Optional[str]:
     """What the caller can do about ``error``: one sentence, or None.
 
-    For AllServersFailed, the distinct hints of its attempts, in order.
+    For AllServersFailed, the distinct hints of its attempts, in order. The
+    advice is worded for the protocol the error came from (``protocol``:
+    the POP3 client's errors get POP3's ports and options, or no hint where
+    the advice is SMTP's alone).
     """
     if isinstance(error, AllServersFailed):
         hints = list(dict.fromkeys(h for h in (hint(a.error) for a in error.attempts) if h))
         return "; ".join(hints) or None
     if not isinstance(error, SMTPError):
         return None
+    if error.protocol == "pop3":
+        return _pop3_hint(error)
     reason = error.reason
     where = f"{error.server} port {error.port}" if error.server else "the server"
+    if reason == "refused" and not error.port and (error.server or "").startswith("/"):
+        return f"nothing listens on the Unix socket {error.server}: check the path and that the server runs"
     if reason == "refused":
         return f"nothing accepts connections on {where}: check the port ({_PORTS})"
     if reason == "certificate":
-        return ("the server's certificate is not trusted here: if it comes from a private CA, pass "
-                "ssl_context=ssl.create_default_context(cafile=...) (on the command line: --cafile)")
+        return _CERTIFICATE + " (on the command line: --cafile)"
     if reason == "implicit-tls":
         return "this port speaks TLS from the first byte (implicit TLS, RFC 8314): pass tlsimport=True"
     if reason == "not-implicit-tls":
@@ -307,7 +348,14 @@ def hint(error: BaseException) -> Optional[str]:
         return ("the server sent no greeting: if this port speaks TLS from the first byte (like 465), "
                 "pass tlsimport=True")
     if isinstance(error, AuthenticationError):
-        if any(_credentials_refused(r) for _, r in error.replies):
+        if not error.replies:
+            return ("getting the OAuth token failed (the token= callable, or --token-command): its error is "
+                    "this error's cause")
+        refused = [name for name, r in error.replies if _credentials_refused(r)]
+        if refused and all(name in _TOKEN_MECHANISMS for name in refused):
+            return ("the server refused the token: check username= and token= (a token= callable was asked "
+                    "once for a fresh one where the server said the token was invalid)")
+        if refused:
             return ("the server refused the user name or password: check username= and password= "
                     "(no other mechanism was tried with them)")
         return None
@@ -322,6 +370,31 @@ def hint(error: BaseException) -> Optional[str]:
                     "tlsimport=True")
         return "the server requires authentication first: pass username= and password= (or token=)"
     return None
+
+
+def _pop3_hint(error: SMTPError) -> Optional[str]:
+    """hint() for an error of smtpsend.pop3: POP3's ports (RFC 1939's 110,
+    RFC 8314's 995) and pop3.connect's options; None where the SMTP advice
+    has no POP3 counterpart."""
+    reason = error.reason
+    where = f"{error.server} port {error.port}" if error.server else "the server"
+    if reason == "refused":
+        return f"nothing accepts connections on {where}: check the port ({_POP3_PORTS})"
+    if reason == "certificate":
+        return _CERTIFICATE
+    if reason == "plaintext":
+        return ("this port speaks plain POP3, not TLS from the first byte: pass tlsimport=False "
+                "(STLS is then used when the server offers it)")
+    if isinstance(error, TLSRequired):
+        return ("TLS could not be had: to go on without it pass tlspolicy='insecure' (credentials then "
+                "travel unencrypted), or use implicit TLS (port 995, tlsimport=True)")
+    return None
+
+
+_CERTIFICATE = ("the server's certificate is not trusted here: if it comes from a private CA, pass "
+                "ssl_context=ssl.create_default_context(cafile=...)")
+_POP3_PORTS = "110 is POP3 with STLS, 995 POP3 over implicit TLS"
+_TOKEN_MECHANISMS = frozenset({"XOAUTH2", "OAUTHBEARER"})
 
 
 def _credentials_refused(reply: "Reply") -> bool:

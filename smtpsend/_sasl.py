@@ -7,6 +7,18 @@ exchange succeeded and checks that the server proved itself where the
 mechanism lets it (SCRAM, DIGEST-MD5). A server that sends nonsense makes
 them raise :class:`SASLFailure`; the caller then cancels the exchange.
 
+The exchange and the login loop are written here once, with no I/O and
+no protocol in them (:func:`exchange`, :func:`authenticate`): generators
+that yield :class:`Begin` (the AUTH command, with its initial response),
+:class:`Respond`, :class:`Cancel` and :class:`Note` steps and receive the
+server's :class:`Challenge` or :class:`Final` answer. SMTP (RFC 4954: 334
+challenges, smtpsend._setup) and POP3 (RFC 5034: "+ " continuations,
+smtpsend.pop3) each drive them with their own framing only; the rules --
+strongest first, the next mechanism only when the mechanism failed (the
+protocol's ``next_mechanism`` says which refusals those are), never a
+weaker one after a server that failed to prove itself, one refresh of an
+OAuth token the server rejected -- are the same for both.
+
 Secrets (password, token) are held as :class:`~smtpsend._secret.Secret`:
 no ``repr``, ``vars()`` or pickle of a mechanism shows them. Credentials
 that cannot be sent as given (a lone surrogate, NUL in a PLAIN field, ^A in
@@ -17,21 +29,26 @@ which smtpsend calls before it connects.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import stringprep
 import unicodedata
-from typing import Any, Optional, Union
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generator, Generic, Optional, TypeVar, Union
 
 from ._errors import UsageError
 from ._secret import Secret, wrap
 
-__all__ = ["MECHANISMS", "Mechanism", "SASLFailure", "ServerNotProven", "check_credentials", "choose",
-           "saslprep"]
+__all__ = ["Begin", "Cancel", "Challenge", "Final", "MECHANISMS", "Mechanism", "Note", "Outcome", "Respond",
+           "SASLFailure", "ServerNotProven", "Step", "TokenFailure", "TokenFunction", "TokenSource",
+           "authenticate", "check_credentials", "choose", "exchange", "run", "saslprep", "token_source"]
 
 Credential = Union[str, Secret, None]
+TokenFunction = Callable[[str, bool], str]     # token(username, refresh) -> a bearer token
 
 MAX_ROUNDS = 8          # challenges answered before we give up (lettre caps them too)
 MAX_ITERATIONS = 1_000_000   # SCRAM iteration counts above this are a denial of service
@@ -49,11 +66,99 @@ class ServerNotProven(SASLFailure):
     other mechanism is tried with the same credentials."""
 
 
+class TokenFailure(Exception):
+    """The ``token=`` callable raised (its exception is the ``__cause__``),
+    or returned something that cannot be sent as a bearer token. The
+    message names the failure -- the exception's type, or what is wrong
+    with the value -- never a token."""
+
+
+class TokenSource:
+    """``token=`` for one connection: a fixed token, or a callable
+    ``token(username, refresh)`` that is called the first time a token is
+    needed (when XOAUTH2 or OAUTHBEARER is tried, not before) and at most
+    once more, with ``refresh=True``, after the server rejected the token.
+    Holds the token as Secret: no repr or vars() shows it."""
+
+    __slots__ = ("_function", "_token", "refreshed")
+
+    def __init__(self, given: Union[Secret, TokenFunction]) -> None:
+        self._function: Optional[TokenFunction] = None if isinstance(given, Secret) else given
+        self._token: Optional[Secret] = given if isinstance(given, Secret) else None
+        self.refreshed = False
+
+    @property
+    def refreshable(self) -> bool:
+        """True while a new token can still be asked for on this connection."""
+        return self._function is not None and not self.refreshed
+
+    @property
+    def fixed(self) -> Optional[Secret]:
+        """The token when it was given as a value (None for a callable)."""
+        return None if self._function is not None else self._token
+
+    def get(self, username: str) -> Secret:
+        """The token: the one given, or the callable's (called once)."""
+        if self._token is None:
+            self._token = self._call(username, False)
+        return self._token
+
+    def refresh(self, username: str) -> Secret:
+        """Ask the callable for a new token (once per connection)."""
+        if not self.refreshable:
+            raise TokenFailure("no new token can be had: token= is not a callable, or it was asked already")
+        self.refreshed = True
+        self._token = self._call(username, True)
+        return self._token
+
+    def _call(self, username: str, refresh: bool) -> Secret:
+        """Call the function; TokenFailure (cause chained, no token in it)
+        when it raises or returns a token that cannot be sent."""
+        assert self._function is not None
+        try:
+            value = self._function(username, refresh)
+        except Exception as exc:   # the caller's code: whatever it raises is reported, typed
+            raise TokenFailure(f"the token= callable raised {type(exc).__name__}"
+                               f"{' (asked to refresh)' if refresh else ''}") from exc
+        problem: Optional[str] = None
+        if not isinstance(value, str) or not value:
+            problem = f"returned {type(value).__name__ if not isinstance(value, str) else 'an empty str'}, " \
+                      "not a token"
+        else:
+            try:
+                check_credentials(None, None, value)
+            except UsageError as exc:
+                problem = f"returned a token that cannot be sent: {exc}"
+        if problem is not None:   # raised outside the handlers: no __context__ holding the value
+            raise TokenFailure(f"the token= callable {problem}")
+        return Secret(value)
+
+    def __repr__(self) -> str:
+        return f"<TokenSource {'callable' if self._function is not None else 'fixed'} token=***>"
+
+
+TokenArg = Union[str, Secret, TokenFunction, TokenSource, None]
+
+
+def token_source(token: TokenArg) -> Optional[TokenSource]:
+    """``token=`` as a TokenSource of its own (a new one for each
+    connection: the callable is then called once per connection)."""
+    if token is None:
+        return None
+    if isinstance(token, TokenSource):
+        return token
+    if isinstance(token, (str, Secret)):
+        return TokenSource(Secret(token) if isinstance(token, str) else token)
+    if callable(token):
+        return TokenSource(token)
+    raise UsageError(f"token= must be a str or a callable token(username, refresh), not {type(token).__name__}")
+
+
 def _text(value: Credential) -> Optional[str]:
     return value.reveal() if isinstance(value, Secret) else value
 
 
-def check_credentials(username: Optional[str], password: Credential = None, token: Credential = None) -> None:
+def check_credentials(username: Optional[str], password: Credential = None, token: TokenArg = None) -> None:
     """Refuse credentials that cannot be sent as given, before anything is
     sent: UsageError (a ValueError) naming the argument, never its value.
 
@@ -64,7 +169,14 @@ def check_credentials(username: Optional[str], password: Credential = None, toke
     - ^A (U+0001) in the user name, or a token that is not printable ASCII:
       XOAUTH2 and OAUTHBEARER separate their fields with ^A (RFC 7628
       section 3.1; a bearer token is a b64token, RFC 6750 section 2.1).
+
+    A token callable is not called here: its token is checked when it
+    comes (see :class:`TokenSource`).
     """
+    if isinstance(token, TokenSource):
+        token = token.fixed
+    elif callable(token):
+        token = None
     for name, value in (("username", username), ("password", password), ("token", token)):
         text = _text(value)
         if text is None:
@@ -124,24 +236,43 @@ class Mechanism:
     name = ""
     needs_password = True
 
-    def __init__(self, username: str, password: Credential = None, token: Credential = None,
+    def __init__(self, username: str, password: Credential = None, token: TokenArg = None,
                  host: str = "localhost", channel_binding: Optional[bytes] = None) -> None:
         """Raises UsageError for credentials that cannot be sent (see
         :func:`check_credentials`) and, for SCRAM, SASLFailure when SASLprep
-        refuses them."""
+        refuses them. A token callable is not called here (see TokenSource)."""
         check_credentials(username, password, token)
         self._username = username
         self._password = wrap(password)
-        self._token = wrap(token)
+        self._token = token_source(token)
         self._host = host
         self._cb = channel_binding
         self._round = 0
+        self.token_rejected = False   # the server said the token is invalid or expired (see refreshed())
 
     def _secret(self, which: str = "password") -> str:
-        value = self._password if which == "password" else self._token
-        if value is None:
+        """The password, or the token (asking a token callable for it now:
+        TokenFailure when it fails)."""
+        if which == "token":
+            if self._token is None:
+                raise UsageError(f"{self.name} needs a token")
+            return self._token.get(self._username).reveal()
+        if self._password is None:
             raise UsageError(f"{self.name} needs a {which}")
-        return value.reveal()
+        return self._password.reveal()
+
+    @property
+    def refreshable(self) -> bool:
+        """True when the server rejected this mechanism's token and the
+        token callable may still be asked for a new one on this connection."""
+        return self.token_rejected and self._token is not None and self._token.refreshable
+
+    def refreshed(self) -> "Mechanism":
+        """The same mechanism, for a new exchange, with a new token from the
+        token callable (asked with ``refresh=True``); TokenFailure when it fails."""
+        assert self._token is not None
+        self._token.refresh(self._username)
+        return type(self)(self._username, self._password, self._token, self._host, self._cb)
 
     def start(self) -> Optional[bytes]:
         """The initial response, or None when the server speaks first."""
@@ -394,6 +525,23 @@ class ScramSHA256Plus(ScramSHA256):
     plus = True
 
 
+# The "status" of an OAuth error challenge that says the token is invalid
+# or expired: "401" in XOAUTH2's (Google's and Microsoft's JSON),
+# "invalid_token" in OAUTHBEARER's (RFC 7628 section 3.2.2, from RFC 6750
+# section 3.1). Either is taken from either mechanism.
+INVALID_TOKEN = frozenset({"401", "invalid_token"})
+
+
+def _invalid_token(challenge: bytes) -> bool:
+    """Whether an OAuth error challenge (JSON) says the token is invalid.
+    Anything else -- not JSON, nested too deep, another status -- is not."""
+    try:
+        data = json.loads(challenge.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and str(data.get("status")) in INVALID_TOKEN
+
+
 class XOAuth2(Mechanism):
     """XOAUTH2 (Google, Microsoft): user name and bearer token."""
 
@@ -404,6 +552,7 @@ class XOAuth2(Mechanism):
         return f"user={self._username}\x01auth=Bearer {self._secret('token')}\x01\x01".encode()
 
     def _respond(self, challenge: bytes) -> bytes:
+        self.token_rejected = self.token_rejected or _invalid_token(challenge)
         return b""  # the challenge is a JSON error; an empty reply ends the exchange
 
 
@@ -418,6 +567,7 @@ class OAuthBearer(Mechanism):
         return f"n,a={user},\x01auth=Bearer {self._secret('token')}\x01\x01".encode()
 
     def _respond(self, challenge: bytes) -> bytes:
+        self.token_rejected = self.token_rejected or _invalid_token(challenge)
         return b"\x01"  # RFC 7628 section 3.2.3: acknowledge the error
 
 
@@ -429,14 +579,17 @@ MECHANISMS: tuple[type[Mechanism], ...] = (
 )
 
 
-def choose(offered: list[str], username: str, password: Credential, token: Credential,
+def choose(offered: list[str], username: str, password: Credential, token: TokenArg,
            host: str, channel_binding: Optional[bytes],
            skipped: Optional[list[tuple[str, str]]] = None) -> list[Mechanism]:
-    """The mechanisms to try, in order: offered by the server, usable with
-    the credentials given (-PLUS only with channel binding data; SCRAM only
-    with credentials SASLprep accepts). A mechanism left out for the
+    """The mechanisms to try, strongest first: offered by the server, usable
+    with the credentials given (-PLUS only with channel binding data; SCRAM
+    only with credentials SASLprep accepts). A mechanism left out for the
     credentials is added to ``skipped`` as ``(name, why)``. UsageError for
-    credentials that cannot be sent at all."""
+    credentials that cannot be sent at all. The token mechanisms share one
+    TokenSource: a token callable is asked once, when the first of them
+    starts."""
+    token = token_source(token)
     offered_set = {m.upper() for m in offered}
     chosen: list[Mechanism] = []
     for cls in MECHANISMS:
@@ -454,3 +607,154 @@ def choose(offered: list[str], username: str, password: Credential, token: Crede
             if skipped is not None:
                 skipped.append((cls.name, str(exc)))
     return chosen
+
+
+# ---------------------------------------------------------------- the exchange, for any protocol
+
+R = TypeVar("R")     # what the protocol's final answer is (SMTP: a Reply; POP3: its text or its -ERR)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Begin:
+    """Send the AUTH command for ``mechanism``, with ``initial`` (the
+    initial response, possibly empty) when it is not None. Answer: the
+    server's Challenge or Final."""
+
+    mechanism: str
+    initial: Optional[bytes]
+
+
+@dataclass(frozen=True)
+class Respond:
+    """Send ``data`` (a client response; the protocol base64-encodes it and
+    never shows it). Answer: the server's Challenge or Final."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """Cancel the exchange ("*", RFC 4954 section 4 / RFC 5034 section 4)
+    and read the server's answer, which changes nothing."""
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something to note in the transcript (no secret in it)."""
+
+    text: str
+
+
+Step = Union[Begin, Respond, Cancel, Note]
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """The server's challenge, as sent (base64 text; decoded here)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Final(Generic[R]):
+    """The server's last word on the exchange: success or refusal, and the
+    protocol's ``answer`` (the Reply, the +OK text or the -ERR)."""
+
+    ok: bool
+    answer: R
+
+
+Exchange = Generator[Step, Any, T]
+
+
+@dataclass
+class Outcome(Generic[R]):
+    """How a login ended: ``mechanism`` is the one that succeeded (None
+    when none did) and ``answer`` the server's success; ``failures`` is
+    ``(mechanism, refusal or SASLFailure)`` per exchange that failed, in
+    order; ``untried`` the mechanisms not tried with the same credentials."""
+
+    mechanism: Optional[str] = None
+    answer: Optional[R] = None
+    failures: list[tuple[str, Union[R, SASLFailure]]] = field(default_factory=list)
+    untried: list[str] = field(default_factory=list)
+
+
+def _decode(text: str) -> bytes:
+    """A challenge's base64 (RFC 4954 section 4, RFC 5034 section 4);
+    SASLFailure when it is not base64."""
+    try:
+        return base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        pass
+    raise SASLFailure("challenge is not base64")   # outside the handler: no __context__
+
+
+def exchange(mech: Mechanism) -> Exchange[Union[Final[Any], SASLFailure]]:
+    """One SASL exchange with ``mech``: the server's Final answer (ok or
+    not), or the SASLFailure that ended it -- the exchange is then
+    cancelled if the server was waiting for a response. TokenFailure (a
+    token callable that failed) is raised before anything is sent."""
+    answer = yield Begin(mech.name, mech.start())
+    try:
+        while isinstance(answer, Challenge):
+            answer = yield Respond(mech.respond(_decode(answer.text)))
+        final: Final[Any] = answer
+        if final.ok:
+            mech.finish()   # SCRAM, DIGEST-MD5: did the server prove itself?
+        return final
+    except SASLFailure as exc:
+        if isinstance(answer, Challenge):
+            yield Cancel()
+        return exc
+
+
+def authenticate(mechanisms: list[Mechanism], next_mechanism: Callable[[Union[R, SASLFailure]], bool],
+                 outcome: Optional[Outcome[R]] = None) -> Exchange[Outcome[R]]:
+    """Log in with the first of ``mechanisms`` (strongest first, see
+    :func:`choose`) that succeeds. After a failed exchange the next one is
+    tried only when ``next_mechanism(refusal or SASLFailure)`` -- the
+    protocol's rule: a refusal of the credentials themselves (SMTP's 535,
+    POP3's [AUTH]) ends the login, so that one wrong password is one failed
+    login -- and never after a server that failed to prove it knows the
+    password (ServerNotProven: it may be an impostor). When the server
+    rejected an OAuth token as invalid and token= is a callable, the
+    callable is asked once for a new token (``refresh=True``) and the same
+    mechanism tried once more before it counts as failed. TokenFailure
+    propagates (nothing of that mechanism was sent); ``outcome``, when
+    given, is filled in as the login goes on, so that the failures before
+    it are known then. Returns the outcome."""
+    if outcome is None:
+        outcome = Outcome()
+    for index, mech in enumerate(mechanisms):
+        result = yield from exchange(mech)
+        if not (isinstance(result, Final) and result.ok) and mech.refreshable:
+            outcome.failures.append((mech.name, result.answer if isinstance(result, Final) else result))
+            yield Note(f"{mech.name}: the server rejected the token as invalid or expired; asking token= "
+                       "for a new one")
+            mech = mech.refreshed()
+            result = yield from exchange(mech)
+        if isinstance(result, Final) and result.ok:
+            outcome.mechanism, outcome.answer = mech.name, result.answer
+            return outcome
+        failure = result.answer if isinstance(result, Final) else result
+        outcome.failures.append((mech.name, failure))
+        if isinstance(failure, ServerNotProven) or not next_mechanism(failure):
+            outcome.untried = [m.name for m in mechanisms[index + 1:]]
+            break
+    return outcome
+
+
+def run(steps: Exchange[T], perform: Callable[[Step], Any]) -> T:
+    """Drive ``steps`` with a blocking ``perform(step) -> answer`` (POP3);
+    the asynchronous and generator-based protocols (SMTP) drive it the
+    same way with ``send()``. Returns what ``steps`` returns."""
+    answer: Any = None
+    while True:
+        try:
+            step = steps.send(answer)
+        except StopIteration as stop:
+            value: T = stop.value
+            return value
+        answer = perform(step)

@@ -38,6 +38,7 @@ from ._errors import Rejected
 from ._esmtp import Delivery
 from ._extensions import Extensions
 from ._reply import Reply
+from ._sasl import TokenArg
 from ._secret import Secret
 from ._setup import Policy, Setup
 from ._transaction import deliver
@@ -50,24 +51,26 @@ class Session:
     or more, then ``quit()``; ``run()`` does all three for one message.
 
     ``password`` and ``token`` are held as Secret (no repr, vars() or
-    pickle shows them); ``port`` (when known) lets the greeting wait probe
+    pickle shows them; a token callable is asked once per Session); ``port`` (when known) lets the greeting wait probe
     for a TLS port (see smtpsend._setup.Setup.greeting). The hooks are
-    smtpsend._channel.Hooks'.
+    smtpsend._channel.Hooks'. ``protocol="lmtp"``: the same dialogue in
+    LMTP (RFC 2033): LHLO, and one reply per recipient after the data.
     """
 
     def __init__(self, *, client: str, usetls: bool = True, implicit_tls: bool = False,
                  tlspolicy: Policy = None, username: Optional[str] = None,
-                 password: Union[str, Secret, None] = None, token: Union[str, Secret, None] = None,
+                 password: Union[str, Secret, None] = None, token: TokenArg = None,
                  port: Optional[int] = None, host: str = "localhost", queue: bool = False,
                  mechanisms: Optional[list[str]] = None, timeouts: Timeouts = Timeouts(),
                  trace: Optional[Callable[[str], None]] = None,
                  monitor: Optional[Callable[[str, str], None]] = None, monitor_headers: bool = False,
                  events: Optional[Callable[[Event], None]] = None,
-                 progress: Optional[Callable[[int, int], None]] = None, trace_notes: bool = False) -> None:
+                 progress: Optional[Callable[[int, int], None]] = None, trace_notes: bool = False,
+                 protocol: str = "smtp") -> None:
         self.channel = Channel(host, Hooks(trace, trace_notes, monitor, monitor_headers, events, progress))
         self.setup = Setup(self.channel, client=client, usetls=usetls, implicit_tls=implicit_tls,
                            tlspolicy=tlspolicy, username=username, password=password, token=token, port=port,
-                           host=host, queue=queue, mechanisms=mechanisms, timeouts=timeouts)
+                           host=host, queue=queue, mechanisms=mechanisms, timeouts=timeouts, protocol=protocol)
         self.timeouts = timeouts
 
     @property
@@ -113,7 +116,7 @@ class Session:
         on in plaintext (TLSRequired)."""
         yield from self.setup.require_tls()
 
-    def login(self, username: str, password: Optional[Secret], token: Optional[Secret]) -> Dialogue[None]:
+    def login(self, username: str, password: Optional[Secret], token: TokenArg) -> Dialogue[None]:
         """AUTH with these (already checked) credentials."""
         yield from self.setup.login(username, password, token)
 
@@ -155,11 +158,11 @@ class Session:
         """
         delivery = options if isinstance(options, Delivery) else Delivery(atleastone=bool(options))
         return (yield from deliver(self.channel, self.extensions, self.tls, self.timeouts, envelope, message,
-                                   delivery, quit))
+                                   delivery, quit, self.setup.lmtp))
 
     def deliver_many(self, batch: list[tuple[Envelope, MessageData]], options: Delivery,
                      window: int = 16) -> Dialogue[list[Outcome]]:
         """Many transactions back to back (smtpsend._bulk): one outcome per
         message, its refused recipients or the error it met."""
         return (yield from deliver_many(self.channel, self.extensions, self.tls, self.timeouts, batch, options,
-                                        window))
+                                        window, self.setup.lmtp))

@@ -1,5 +1,5 @@
-"""Connection setup: the greeting, EHLO/HELO, STARTTLS and its policy,
-AUTH -- everything before the first transaction.
+"""Connection setup: the greeting, EHLO/HELO (LHLO for LMTP, RFC 2033),
+STARTTLS and its policy, AUTH -- everything before the first transaction.
 
 :class:`Setup` holds how to set the connection up (client name, TLS
 settings, credentials as Secret, timeouts) and what it established:
@@ -19,16 +19,16 @@ TLS unless the policy said "insecure".
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Callable, Optional, Union
 
 from . import _verdicts as verdict
 from ._channel import Channel
 from ._driver import Dialogue, StartTLS, Timeouts, TLSInfo
-from ._errors import NotSupported, Timeout, TLSError, TLSRequired, TransportError, UsageError
+from ._errors import AuthenticationError, NotSupported, Timeout, TLSError, TLSRequired, TransportError, UsageError
 from ._extensions import Extensions
 from ._reply import Reply
-from ._sasl import Mechanism, SASLFailure, choose
+from ._sasl import (Begin, Cancel, Challenge, Exchange, Final, Outcome, Respond, TokenArg, TokenFailure,
+                    authenticate, choose, token_source)
 from ._secret import Secret, wrap
 
 __all__ = ["GREETING_QUIET", "Policy", "Setup"]
@@ -47,9 +47,10 @@ class Setup:
 
     def __init__(self, channel: Channel, *, client: str, usetls: bool = True, implicit_tls: bool = False,
                  tlspolicy: Policy = None, username: Optional[str] = None,
-                 password: Union[str, Secret, None] = None, token: Union[str, Secret, None] = None,
+                 password: Union[str, Secret, None] = None, token: TokenArg = None,
                  port: Optional[int] = None, host: str = "localhost", queue: bool = False,
-                 mechanisms: Optional[list[str]] = None, timeouts: Timeouts = Timeouts()) -> None:
+                 mechanisms: Optional[list[str]] = None, timeouts: Timeouts = Timeouts(),
+                 protocol: str = "smtp") -> None:
         self.channel = channel
         self.client = client
         self.usetls = usetls
@@ -57,12 +58,13 @@ class Setup:
         self.tlspolicy = tlspolicy
         self.username = username
         self._password = wrap(password)
-        self._token = wrap(token)
+        self._token = token_source(token)   # this connection's: a callable is asked once per connection
         self.port = port
         self.host = host
         self.queue = queue
         self.mechanisms = [m.upper() for m in mechanisms] if mechanisms is not None else None
         self.timeouts = timeouts
+        self.lmtp = protocol == "lmtp"   # RFC 2033: LHLO, and one reply per recipient after the data
         self.extensions = Extensions()
         self.tls: Optional[TLSInfo] = None
         self._cleartext_allowed = False   # the caller said "insecure" for this connection
@@ -140,9 +142,16 @@ class Setup:
             raise verdict.no_greeting(exc)
 
     def hello(self) -> Dialogue[Extensions]:
-        """EHLO (HELO when EHLO is refused with 5xx); returns the extensions."""
+        """EHLO (HELO when EHLO is refused with 5xx); returns the extensions.
+        LMTP: LHLO, with no HELO to fall back to (RFC 2033 section 4.1)."""
         ch = self.channel
         ch.stage = "ehlo"
+        if self.lmtp:
+            reply = yield from ch.command(f"LHLO {self.client}", self.timeouts.command)
+            verdict.lhlo_accepted(reply)
+            self.extensions = Extensions.from_reply(reply)
+            ch.event("extensions", extensions=self.extensions)
+            return self.extensions
         reply = yield from ch.command(f"EHLO {self.client}", self.timeouts.command)
         if verdict.ehlo_accepted(reply):
             self.extensions = Extensions.from_reply(reply)
@@ -230,21 +239,26 @@ class Setup:
 
     # ------------------------------------------------------------ AUTH (RFC 4954)
 
-    def login(self, username: str, password: Optional[Secret], token: Optional[Secret]) -> Dialogue[None]:
-        """AUTH now with these credentials (already checked, as Secret)."""
-        self.username, self._password, self._token = username, password, token
+    def login(self, username: str, password: Optional[Secret], token: TokenArg) -> Dialogue[None]:
+        """AUTH now with these credentials (already checked; the password as
+        Secret, the token as Secret or a token callable)."""
+        self.username, self._password, self._token = username, password, token_source(token)
         yield from self.authenticate()
 
     def authenticate(self) -> Dialogue[None]:
-        """AUTH (RFC 4954) with the strongest usable mechanism offered.
+        """AUTH (RFC 4954) with the strongest usable mechanism offered: the
+        shared login loop of smtpsend._sasl, driven with SMTP's framing.
 
         The next mechanism is tried only when the mechanism failed (see
         smtpsend._verdicts.next_mechanism); credentials refused (535,
         5.7.8) or any other refusal end AUTH with AuthenticationError, and
         a server that fails to prove it knows the password (SCRAM,
         DIGEST-MD5) with RemoteProtocolError: no weaker mechanism is then
-        offered the same credentials. NotSupported when no mechanism is
-        usable (none offered, or the credentials do not suit them).
+        offered the same credentials. A token the server rejects as invalid
+        is asked for again once when token= is a callable; a token callable
+        that fails is an AuthenticationError (its exception the cause).
+        NotSupported when no mechanism is usable (none offered, or the
+        credentials do not suit them).
         """
         ch = self.channel
         ch.stage = "auth"
@@ -263,48 +277,56 @@ class Setup:
         if not mechanisms:
             detail = "".join(f"; {why}" for _, why in skipped)
             raise NotSupported(f"no usable SASL mechanism among {' '.join(offered) or 'none'}{detail}")
-        failures: list[tuple[str, Union[Reply, SASLFailure]]] = []
-        for mech in mechanisms:
-            outcome = yield from self._exchange(mech)
-            if outcome is None:
-                ch.note(f"authenticated with {mech.name}", warn=False)
-                ch.event("auth", mechanism=mech.name)
-                return
-            failures.append((mech.name, outcome))
-            if not verdict.next_mechanism(outcome):
-                break
-        raise verdict.auth_failure(failures, [m.name for m in mechanisms[len(failures):]])
+        outcome: Outcome[Reply] = Outcome()   # filled in as the login goes on
+        try:
+            yield from self._drive(authenticate(mechanisms, verdict.next_mechanism, outcome))
+        except TokenFailure as exc:
+            replies = [(name, r) for name, r in outcome.failures if isinstance(r, Reply)]
+            raise AuthenticationError(str(exc), replies) from exc.__cause__   # the callable's own error
+        if outcome.mechanism is not None:
+            ch.note(f"authenticated with {outcome.mechanism}", warn=False)
+            ch.event("auth", mechanism=outcome.mechanism)
+            return
+        raise verdict.auth_failure(outcome.failures, outcome.untried)
 
-    def _exchange(self, mech: Mechanism) -> Dialogue[Union[None, Reply, SASLFailure]]:
-        """One SASL exchange: None on success, else the refusing Reply or
-        the SASLFailure (the exchange then cancelled with "*", RFC 4954
-        section 4). The trace shows AUTH data as ``***``; an error (a 421)
-        carries ``AUTH <mechanism> ***`` as its command."""
+    def _drive(self, steps: Exchange[Outcome[Reply]]) -> Dialogue[Outcome[Reply]]:
+        """Drive the SASL steps over SMTP (RFC 4954 section 4): ``AUTH
+        <mechanism> [initial response]`` ("=" for an empty one), each
+        response a base64 line, "*" to cancel; a 334 is a challenge, any
+        other reply the end of the exchange. The trace shows AUTH data as
+        ``***``; an error (a 421) carries ``AUTH <mechanism> ***`` as its
+        command."""
         ch = self.channel
         t = self.timeouts.command
-        redacted = f"AUTH {mech.name} ***"
-        initial = mech.start()
-        line = f"AUTH {mech.name}"
-        if initial is not None:
-            line += " " + (base64.b64encode(initial).decode() or "=")   # "=": empty (RFC 4954 section 4)
-        reply = yield from ch.command(line, t, secret=redacted if initial else None)
-        try:
-            while verdict.challenge(reply):
-                text = reply.lines[0].strip()
-                challenge: Optional[bytes]
-                try:
-                    challenge = base64.b64decode(text, validate=True)
-                except (binascii.Error, ValueError):
-                    challenge = None
-                if challenge is None:
-                    raise SASLFailure("challenge is not base64")
-                answer = base64.b64encode(mech.respond(challenge)).decode()
-                reply = yield from ch.command(answer, t, secret="***", command=redacted)
-            if verdict.authenticated(reply):
-                mech.finish()
-                return None
-            return reply
-        except SASLFailure as exc:
-            if verdict.challenge(reply):
-                yield from ch.command("*", t)   # cancel; the reply (501) changes nothing
-            return exc
+        redacted = "AUTH ***"
+        answer: Union[None, Challenge, Final[Reply]] = None
+        while True:
+            try:
+                step = steps.send(answer)
+            except StopIteration as stop:
+                done: Outcome[Reply] = stop.value
+                return done
+            answer = None
+            if isinstance(step, Begin):
+                redacted = f"AUTH {step.mechanism} ***"
+                line = f"AUTH {step.mechanism}"
+                if step.initial is not None:
+                    line += " " + (base64.b64encode(step.initial).decode() or "=")   # "=": empty
+                reply = yield from ch.command(line, t, secret=redacted if step.initial else None)
+                answer = _answer(reply)
+            elif isinstance(step, Respond):
+                reply = yield from ch.command(base64.b64encode(step.data).decode(), t, secret="***",
+                                              command=redacted)
+                answer = _answer(reply)
+            elif isinstance(step, Cancel):
+                yield from ch.command("*", t)   # the reply (501) changes nothing
+            else:
+                ch.note(step.text)
+
+
+def _answer(reply: Reply) -> Union[Challenge, Final[Reply]]:
+    """An SMTP reply as the SASL exchange sees it: 334 a challenge, 235
+    success, anything else a refusal (smtpsend._verdicts decides)."""
+    if verdict.challenge(reply):
+        return Challenge(reply.lines[0])
+    return Final(verdict.authenticated(reply), reply)

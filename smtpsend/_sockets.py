@@ -75,14 +75,16 @@ def _mapped(exc: Union[OSError, UnicodeError], during: During, timeout: float, h
         if during == "handshake":
             return TLSError(f"TLS handshake timed out after {timeout} s")
         if during == "connect":
-            return Timeout(f"connect to {host} port {port} timed out after {timeout} s")
+            where = f"{host} port {port}" if port else host
+            return Timeout(f"connect to {where} timed out after {timeout} s")
         return Timeout(f"server did not take data for {timeout} s")
     if during == "handshake":
         return _handshake_error(exc)
     text = exc.strerror or exc
     if during == "connect":
         reason = "refused" if isinstance(exc, ConnectionRefusedError) else None
-        return TransportError(f"cannot connect to {host} port {port}: {text}", reason=reason)
+        where = f"{host} port {port}" if port else host   # port 0: a Unix socket, host its path
+        return TransportError(f"cannot connect to {where}: {text}", reason=reason)
     if isinstance(exc, ssl.SSLError):
         verb = "sending" if during == "send" else "reading"
         return TransportError(f"TLS error while {verb}: {exc}")

@@ -9,6 +9,7 @@ every socket, ssl or OS error becomes one of smtpsend's own errors
 
 from __future__ import annotations
 
+import select
 import socket
 import ssl
 from typing import Any, Mapping, Optional, Protocol, TypeVar, Union
@@ -17,9 +18,10 @@ from ._driver import Action, Close, Connect, Deadline, Dialogue, Read, Resolve, 
 from ._envelope import Message
 from ._errors import Rejected, SMTPError, TransportError, locate
 from ._esmtp import Delivery, Notify
-from ._failover import failover, plan
+from ._failover import DKIM, failover, plan
+from ._options import Token
 from ._options import (Debug, EventHook, HeaderArg, Mechanisms, MonitorHook, Orcpt, Policy, Ports,
-                       ProgressHook, Recipients, Servers)
+                       ProgressHook, Recipients, Servers, is_unix_socket)
 from ._reply import Reply, ReplyBuffer
 from ._sockets import FirstBytes, resolved, tls_info, transport_errors
 
@@ -35,8 +37,11 @@ class Performer(Protocol):
 
 
 def resolve(host: str, port: int) -> list[tuple[int, tuple[Any, ...]]]:
-    """Every (family, address) ``host`` resolves to, IPv6 and IPv4 alike.
-    Raises TransportError (stage "connect") when the name does not resolve."""
+    """Every (family, address) ``host`` resolves to, IPv6 and IPv4 alike; a
+    Unix socket's path to itself, ``[(AF_UNIX, (path,))]``. Raises
+    TransportError (stage "connect") when the name does not resolve."""
+    if is_unix_socket(host):
+        return [(socket.AF_UNIX, (host,))]
     try:
         with transport_errors("resolve", host=host, port=port):
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -60,13 +65,16 @@ class SyncConnection:
     @classmethod
     def open(cls, sockaddr: tuple[Any, ...], family: int, timeout: float, server_hostname: str,
              ssl_context: Optional[ssl.SSLContext]) -> "SyncConnection":
-        """Connect to one resolved address. Raises TransportError or Timeout."""
+        """Connect to one resolved address (a Unix socket for AF_UNIX).
+        Raises TransportError or Timeout."""
+        unix = family == socket.AF_UNIX
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            with transport_errors("connect", timeout=timeout, host=sockaddr[0], port=sockaddr[1]):
+            with transport_errors("connect", timeout=timeout, host=sockaddr[0], port=0 if unix else sockaddr[1]):
                 sock.settimeout(timeout)
-                sock.connect(sockaddr)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.connect(sockaddr[0] if unix else sockaddr)
+                if not unix:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except SMTPError:
             sock.close()
             raise
@@ -113,6 +121,17 @@ class SyncConnection:
             self._sock = context.wrap_socket(self._sock, server_hostname=self._hostname)
         assert isinstance(self._sock, ssl.SSLSocket)
         return tls_info(self._sock)
+
+    def dropped(self) -> bool:
+        """True when an idle connection cannot carry another command: the
+        server closed it, or said something unasked (a 421 before closing,
+        RFC 5321 section 3.8). Looks without waiting; used by the pool."""
+        try:
+            readable, _, _ = select.select([self._sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        pending = isinstance(self._sock, ssl.SSLSocket) and self._sock.pending() > 0
+        return bool(readable) or pending or self._replies.have(1)
 
     def close(self) -> None:
         try:
@@ -169,14 +188,15 @@ def sendmessage(part: Message, *, servers: Servers = ("localhost",), ports: Port
                 header: HeaderArg = (), atleastone: bool = False, queue: bool = False, usetls: bool = True,
                 tlsimport: Optional[bool] = None, tlspolicy: Policy = None,
                 ssl_context: Optional[ssl.SSLContext] = None, username: Optional[str] = None,
-                password: Optional[str] = None, token: Optional[str] = None, mechanisms: Mechanisms = None,
+                password: Optional[str] = None, token: Token = None, mechanisms: Mechanisms = None,
                 maxsecs: float = 120, timeout: Optional[float] = None, debug: Debug = False,
                 ret: Optional[str] = None, envid: Optional[str] = None,
                 notify: Union[Notify, Mapping[str, Notify], None] = None, orcpt: Orcpt = None,
                 require_dsn: bool = False, deliverby: Optional[str] = None, priority: Optional[int] = None,
                 requiretls: bool = False, mail_auth: Optional[str] = None, delivery: Optional[Delivery] = None,
                 events: Optional[EventHook] = None, monitor: Optional[MonitorHook] = None,
-                monitor_headers: bool = False, progress: Optional[ProgressHook] = None) -> list[Rejected]:
+                monitor_headers: bool = False, progress: Optional[ProgressHook] = None,
+                dkim: DKIM = None, protocol: str = "smtp") -> list[Rejected]:
     """Send ``part`` (a mimecompose Part, raw bytes, or an email.message.Message).
 
     The envelope comes from the header unless ``originator`` and
@@ -197,7 +217,16 @@ def sendmessage(part: Message, *, servers: Servers = ("localhost",), ports: Port
     receives an :class:`Event` at each step, ``monitor(direction, line)``
     every protocol line (credentials redacted; message headers too with
     ``monitor_headers``), ``progress(sent, total)`` the octets of message
-    data sent.
+    data sent. ``dkim``: a mimecompose.DKIMSigner, or a list of them that
+    sign in turn (RSA and Ed25519): the message is signed as it is
+    transmitted to each server -- stamped, without Bcc, and in the 7-bit
+    form when the server lacks 8BITMIME (docs/signing.md).
+    ``protocol="lmtp"``: deliver with LMTP (RFC 2033, docs/lmtp.md) --
+    LHLO, one reply per recipient after the data, default port 24; a
+    server may then also be a Unix socket's path (``"/run/dovecot/lmtp"``).
+    Recipients an LMTP server refuses after the data are returned like RCPT
+    refusals with ``atleastone``; without it, RecipientsRefused whose
+    ``delivered`` lists those that did get the message.
 
     Returns ``[]`` when every recipient was accepted; with ``atleastone``,
     the list of refused recipients when the message went to the others.

@@ -11,6 +11,15 @@ extensions allow -- one code path per shape:
 
 (Many messages back to back: smtpsend._bulk.)
 
+LMTP (RFC 2033) uses the same shapes: what changes is how many replies
+follow the message data -- one per recipient accepted at RCPT, in RCPT
+order (section 4.2; after ``BDAT ... LAST`` too, section 4.3) instead of
+one. The shapes ask the Transaction (``lmtp``, :meth:`Transaction.accepted`)
+and read them with :func:`_final_replies`; what they mean is
+smtpsend._verdicts.per_recipient's. The replies are read one at a time,
+each within the final-reply timeout (the server delivers to one mailbox
+after another), and a 421 ends them.
+
 :func:`prepare` does what every shape needs first, once: the 7-bit
 downgrade, the SIZE check (RFC 1870: before any data) and the MAIL and
 RCPT commands (smtpsend._esmtp). The result, a :class:`Transaction`, is the
@@ -61,6 +70,7 @@ class Transaction:
     options: Delivery
     mail: str
     rcpts: list[str]
+    lmtp: bool = False   # RFC 2033: one reply per accepted recipient after the data
 
     @property
     def size(self) -> int:
@@ -71,6 +81,20 @@ class Transaction:
         """MAIL and every RCPT: the start of every pipelined group."""
         return [self.mail] + self.rcpts
 
+    def accepted(self, refused: list[Rejected]) -> list[str]:
+        """The recipients accepted at RCPT, in RCPT order: the envelope's
+        recipients without ``refused`` (which lists refusals in the same
+        order). An LMTP server answers each of them after the data."""
+        out: list[str] = []
+        left = iter(refused)
+        skip = next(left, None)
+        for address in self.envelope.recipients:
+            if skip is not None and skip.address == address:
+                skip = next(left, None)
+            else:
+                out.append(address)
+        return out
+
     def result(self, refused: list[Rejected]) -> list[Rejected]:
         """What a delivered transaction returns: the refused recipients
         with ``atleastone`` (else there are none)."""
@@ -78,11 +102,12 @@ class Transaction:
 
 
 def prepare(ch: Channel, extensions: Extensions, tls: Optional[TLSInfo], env: Envelope,
-            message: MessageData, options: Delivery, chunking: bool) -> Transaction:
+            message: MessageData, options: Delivery, chunking: bool, lmtp: bool = False) -> Transaction:
     """Everything before the first command (stage "mail"): the form of the
     message this server takes (a note when downgraded to 7 bits), the SIZE
-    check, the MAIL and RCPT commands (notes for options left out).
-    Raises NotSupported, MessageTooBig, or UsageError (an invalid IDN)."""
+    check, the MAIL and RCPT commands (notes for options left out); ``lmtp``
+    for an LMTP server (RFC 2033). Raises NotSupported, MessageTooBig, or
+    UsageError (an invalid IDN)."""
     ch.stage = "mail"
     message, note = wire_form(message, extensions, chunking)
     if note:
@@ -93,7 +118,7 @@ def prepare(ch: Channel, extensions: Extensions, tls: Optional[TLSInfo], env: En
     for text in notes:
         ch.note(text)
     rcpts = [rcpt_command(address, options, extensions) for address in env.recipients]
-    return Transaction(env, message, options, mail, rcpts)
+    return Transaction(env, message, options, mail, rcpts, lmtp)
 
 
 Shape = Callable[[Channel, Transaction, Timeouts, bool], Dialogue[list[Rejected]]]
@@ -109,12 +134,14 @@ def shape_for(extensions: Extensions, options: Delivery) -> Shape:
 
 
 def deliver(ch: Channel, extensions: Extensions, tls: Optional[TLSInfo], timeouts: Timeouts, env: Envelope,
-            message: MessageData, options: Delivery, quit: bool = False) -> Dialogue[list[Rejected]]:
+            message: MessageData, options: Delivery, quit: bool = False,
+            lmtp: bool = False) -> Dialogue[list[Rejected]]:
     """One mail transaction in the shape the server allows. With ``quit``,
     QUIT follows the message (pipelined when the server allows it) and the
-    dialogue ends. Returns the refused recipients (with ``atleastone``)."""
+    dialogue ends; ``lmtp``: an LMTP server, answering each recipient after
+    the data. Returns the refused recipients (with ``atleastone``)."""
     chunking = "CHUNKING" in extensions
-    tx = prepare(ch, extensions, tls, env, message, options, chunking)
+    tx = prepare(ch, extensions, tls, env, message, options, chunking, lmtp)
     ch.event("mail", command=tx.mail)
     return (yield from shape_for(extensions, options)(ch, tx, timeouts, quit))
 
@@ -129,8 +156,8 @@ def plain(ch: Channel, tx: Transaction, t: Timeouts, quit: bool) -> Dialogue[lis
     verdict.data_start((yield from ch.command("DATA", t.data_start)))
     ch.log_data(tx.message, tx.size, b"", dot=True)
     yield from ch.send_data(data_blocks(tx.message.chunks()), tx.size, t.data_block)
-    final = yield from _final_reply(ch, t.final)
-    return (yield from _finish(ch, tx, refused, final, b"", quit, t))
+    finals = yield from _final_replies(ch, tx, refused, t.final)
+    return (yield from _finish(ch, tx, refused, finals, b"", quit, t))
 
 
 def chunked(ch: Channel, tx: Transaction, t: Timeouts, quit: bool) -> Dialogue[list[Rejected]]:
@@ -142,8 +169,8 @@ def chunked(ch: Channel, tx: Transaction, t: Timeouts, quit: bool) -> Dialogue[l
     ch.hold([f"BDAT {tx.size} LAST"])
     ch.log_data(tx.message, tx.size, b"")
     yield from ch.send_data(bdat_blocks(ch.take_held(), tx.message.chunks()), tx.size, t.data_block)
-    final = yield from _final_reply(ch, t.final)
-    return (yield from _finish(ch, tx, refused, final, b"", quit, t))
+    finals = yield from _final_replies(ch, tx, refused, t.final)
+    return (yield from _finish(ch, tx, refused, finals, b"", quit, t))
 
 
 def pipelined(ch: Channel, tx: Transaction, t: Timeouts, quit: bool) -> Dialogue[list[Rejected]]:
@@ -162,8 +189,8 @@ def pipelined(ch: Channel, tx: Transaction, t: Timeouts, quit: bool) -> Dialogue
     verdict.data_start(data_reply)
     ch.log_data(tx.message, tx.size, trailer, dot=True)
     yield from ch.send_data(data_blocks(tx.message.chunks(), trailer), tx.size, t.data_block)
-    final = yield from _final_reply(ch, t.final)
-    return (yield from _finish(ch, tx, refused, final, trailer, quit, t))
+    finals = yield from _final_replies(ch, tx, refused, t.final)
+    return (yield from _finish(ch, tx, refused, finals, trailer, quit, t))
 
 
 def pipelined_chunks(ch: Channel, tx: Transaction, t: Timeouts, quit: bool) -> Dialogue[list[Rejected]]:
@@ -181,28 +208,33 @@ def pipelined_chunks(ch: Channel, tx: Transaction, t: Timeouts, quit: bool) -> D
     verdict.check_data(replies[-1], "BDAT", "message data refused")
     trailer = _QUIT if quit else b""
     yield from ch.send(["BDAT 0 LAST"] + (["QUIT"] if quit else []), t.command)
-    final = yield from _final_reply(ch, t.final)
-    return (yield from _finish(ch, tx, refused, final, trailer, quit, t))
+    finals = yield from _final_replies(ch, tx, refused, t.final)
+    return (yield from _finish(ch, tx, refused, finals, trailer, quit, t))
 
 
 def pipelined_last(ch: Channel, tx: Transaction, t: Timeouts, quit: bool) -> Dialogue[list[Rejected]]:
     """PIPELINING and CHUNKING with ``atleastone``: the whole transaction --
     MAIL, every RCPT, ``BDAT n LAST`` with the data (and QUIT) -- in one
     write. From the moment it is written the server may hold the message:
-    a reply that does not come is DeliveryUncertain."""
+    a reply that does not come is DeliveryUncertain. (LMTP: the replies to
+    MAIL and RCPT first; the number after the data depends on them.)"""
     command = f"BDAT {tx.size} LAST"
     trailer = _QUIT if quit else b""
     ch.hold(tx.group + [command])
     ch.log_data(tx.message, tx.size, trailer)
     yield from ch.send_data(bdat_blocks(ch.take_held(), tx.message.chunks(), trailer), tx.size, t.data_block)
+    group = tx.group if tx.lmtp else tx.group + [command]
     try:
-        replies = yield from read_group(ch, tx.group + [command], t.command)
+        replies = yield from read_group(ch, group, t.command)
+        if tx.lmtp and not tx.accepted(verdict.rejected(tx.envelope.recipients, replies[1:])):
+            yield from read_group(ch, [command], t.command)   # no recipient: one refusal of the BDAT
     except (TransportError, RemoteProtocolError) as exc:
         raise verdict.uncertain(exc, "no reply after the message was sent") from exc
     _mail(ch, tx, replies[0])
-    refused = yield from _recipients(ch, tx, replies[1:-1], t, quit, abandon=True)
+    refused = yield from _recipients(ch, tx, replies[1:len(tx.group)], t, quit, abandon=True)
     ch.stage = "data"
-    return (yield from _finish(ch, tx, refused, replies[-1], trailer, quit, t))
+    finals = (yield from _final_replies(ch, tx, refused, t.final)) if tx.lmtp else replies[-1:]
+    return (yield from _finish(ch, tx, refused, finals, trailer, quit, t))
 
 
 # ---------------------------------------------------------------- their steps
@@ -240,23 +272,45 @@ def _recipients(ch: Channel, tx: Transaction, replies: list[Reply], t: Timeouts,
     return refused
 
 
-def _final_reply(ch: Channel, timeout: float) -> Dialogue[Reply]:
-    """The reply to the message data. From here on the server may hold the
-    message: no reply, or one out of step, is DeliveryUncertain."""
-    try:
-        [final] = yield from ch.read(1, timeout)
-    except (TransportError, RemoteProtocolError) as exc:
-        raise verdict.uncertain(exc) from exc
-    verdict.final_reply(final)
-    return final
+def _final_replies(ch: Channel, tx: Transaction, refused: list[Rejected], timeout: float
+                   ) -> Dialogue[list[Reply]]:
+    """The reply to the message data -- LMTP: one per recipient accepted at
+    RCPT, read one at a time, until a 421. From here on the server may
+    hold the message: no reply, or one out of step, is DeliveryUncertain."""
+    if not tx.lmtp:
+        try:
+            [final] = yield from ch.read(1, timeout)
+        except (TransportError, RemoteProtocolError) as exc:
+            raise verdict.uncertain(exc) from exc
+        verdict.final_reply(final)
+        return [final]
+    accepted = tx.accepted(refused)
+    replies: list[Reply] = []
+    for address in accepted:
+        try:
+            [reply] = yield from ch.read(1, timeout)
+        except (TransportError, RemoteProtocolError) as exc:
+            raise verdict.lmtp_lost(exc, accepted, replies) from exc
+        closing = verdict.lmtp_reply(reply, accepted, replies)
+        replies.append(reply)
+        ch.event("delivery", address=address, reply=reply)
+        if closing:
+            break
+    return replies
 
 
-def _finish(ch: Channel, tx: Transaction, refused: list[Rejected], final: Reply, trailer: bytes, quit: bool,
-            t: Timeouts) -> Dialogue[list[Rejected]]:
-    """The verdict on the message's reply; then the goodbye: the reply to a
+def _finish(ch: Channel, tx: Transaction, refused: list[Rejected], finals: list[Reply], trailer: bytes,
+            quit: bool, t: Timeouts) -> Dialogue[list[Rejected]]:
+    """The verdict on the message's reply (LMTP: on each recipient's,
+    smtpsend._verdicts.per_recipient); then the goodbye: the reply to a
     pipelined QUIT in ``trailer`` (DeliveryUncertain when out of step), or
     QUIT now with ``quit``."""
-    verdict.check_final(final)
+    final = finals[0]
+    if tx.lmtp:
+        refused = verdict.per_recipient(tx.accepted(refused), finals, refused, tx.options.atleastone)
+        final = next((r for r in finals if verdict.delivered(r)), final)
+    else:
+        verdict.check_final(final)
     if trailer:
         ch.stage = "quit"
         try:

@@ -15,12 +15,14 @@ The verdicts, by step (RFC 5321 unless noted):
 | any command | 421 | ServerUnavailable: the server is closing (section 3.8) |
 | greeting | not 220 | ServerUnavailable |
 | EHLO | 250 / 5xx / other | extensions / try HELO (section 3.2) / ServerUnavailable |
+| LHLO (LMTP) | 250 / other | extensions / ServerUnavailable: no HELO in LMTP (RFC 2033 section 4.1) |
 | STARTTLS | not 220 | ask the TLS policy (RFC 3207) |
 | AUTH | 235 / 334 / in NEXT_MECHANISM / other | done / challenge / next mechanism / stop (RFC 4954 section 6) |
 | MAIL | 2xx / 530 / 5xx / other | go on / ServerUnavailable / SenderRefused / ServerUnavailable |
 | RCPT | 250, 251 / other | accepted / Rejected, then :func:`refusal` |
 | DATA | 354 / 5xx / other | send the data / DataRefused / ServerUnavailable |
 | BDAT, "." | 2xx / 5xx / other | delivered / DataRefused / ServerUnavailable |
+| LMTP: each recipient's reply after the data | see :func:`per_recipient` | (RFC 2033 section 4.2) |
 | pipelined group | cannot answer its command | RemoteProtocolError (RFC 2920 section 3.1) |
 | after all the data | none, or out of step | DeliveryUncertain: never another server |
 | QUIT after the data | not 221 or 421 | DeliveryUncertain (the replies were out of step) |
@@ -45,9 +47,10 @@ from ._sasl import SASLFailure, ServerNotProven
 __all__ = [
     "NEXT_MECHANISM", "answers", "auth_failure", "authenticated", "awaiting_data", "challenge", "check_data",
     "check_final", "check_mail", "closed_after_probe", "closing", "connection_unusable", "data_start",
-    "ehlo_accepted", "etrn_accepted", "final_reply", "goodbye", "greeting", "helo", "in_step", "is_closing",
-    "is_message_fault", "next_mechanism", "no_greeting", "not_sent", "queued", "recipient_accepted",
-    "refusal", "rejected", "stale", "tls_started", "uncertain",
+    "delivered", "ehlo_accepted", "etrn_accepted", "final_reply", "goodbye", "greeting", "helo", "in_step",
+    "is_closing", "is_message_fault", "lhlo_accepted", "lmtp_lost", "lmtp_reply", "lost_while_idle",
+    "next_mechanism", "no_greeting", "not_sent", "per_recipient", "queued", "recipient_accepted", "refusal",
+    "rejected", "stale", "tls_started", "turned", "uncertain",
 ]
 
 # Replies to AUTH after which the next mechanism is tried: the mechanism
@@ -100,6 +103,13 @@ def ehlo_accepted(reply: Reply) -> bool:
     if reply.code // 100 != 5:
         raise ServerUnavailable("EHLO refused", reply, "EHLO")
     return False
+
+
+def lhlo_accepted(reply: Reply) -> None:
+    """ServerUnavailable unless LHLO got 250. LMTP has no HELO to fall back
+    to (RFC 2033 section 4.1)."""
+    if reply.code != 250:
+        raise ServerUnavailable("LHLO refused", reply, "LHLO")
 
 
 def helo(reply: Reply) -> None:
@@ -229,6 +239,76 @@ def refusal(accepted: int, refused: list[Rejected], replies: list[Reply],
                              refused, first, "RCPT")
 
 
+def per_recipient(accepted: list[str], replies: list[Reply], refused: list[Rejected],
+                  atleastone: bool) -> list[Rejected]:
+    """LMTP: the replies after the message data, one per recipient accepted
+    at RCPT, in RCPT order (RFC 2033 section 4.2); ``refused`` are those
+    refused at RCPT. Each 2xx is a delivery; any other reply refuses that
+    recipient (a Rejected with stage "data"). A 421 ends the replies --
+    the server is closing -- and refuses the recipients it left unanswered.
+
+    - every accepted recipient delivered: returns ``refused``;
+    - some delivered, some refused: with ``atleastone``, returns ``refused``
+      and then those refused after the data; without, RecipientsRefused
+      whose ``delivered`` names the recipients that have the message (it
+      cannot be taken back from them);
+    - none delivered: ServerUnavailable when every refusal is a 4xx (no
+      one has the message: the next server may take it), else DataRefused
+      with the first 5xx -- as for the reply to SMTP's final ".".
+    """
+    after: list[Rejected] = []
+    got: list[str] = []
+    first: Optional[Reply] = None
+    for i, address in enumerate(accepted):
+        reply = replies[i] if i < len(replies) else replies[-1]   # past a 421: that 421
+        if reply.code // 100 == 2:
+            got.append(address)
+            continue
+        first = first or reply
+        after.append(Rejected(address, reply.code, reply.text, str(reply.status) if reply.status else None,
+                              "data"))
+    if first is None:
+        return refused
+    if not got:
+        if all(r.is_transient for r in after):
+            raise ServerUnavailable(f"message refused for now for every recipient ({len(after)})", first,
+                                    "DATA")
+        permanent = next(r for r in replies if r.code // 100 == 5)
+        raise DataRefused(f"message refused for every recipient ({len(after)})", permanent, "DATA")
+    if atleastone:
+        return refused + after
+    raise RecipientsRefused(f"{len(after)} of {len(accepted)} recipients refused after the message data; "
+                            f"the other {len(got)} have the message", after, first, "DATA", delivered=tuple(got))
+
+
+def lmtp_reply(reply: Reply, accepted: list[str], replies: list[Reply]) -> bool:
+    """One LMTP reply after the data (``replies``: those before it):
+    DeliveryUncertain when it cannot answer the data -- a 1xx or 3xx: the
+    replies are out of step; unlike :func:`final_reply`, a 2xx with an
+    address status (X.1.Y) is taken, since each reply answers for one
+    recipient -- and True when it ends the replies: a 421, the server is
+    closing (RFC 5321 section 3.8)."""
+    if reply.code // 100 not in (2, 4, 5):
+        problem = RemoteProtocolError(f"reply {reply} cannot answer the message data: the server's "
+                                      "replies are out of step with the commands")
+        raise lmtp_lost(problem, accepted, replies) from problem
+    return reply.code == 421
+
+
+def delivered(reply: Reply) -> bool:
+    """True for an LMTP reply after the data that delivered to its recipient (2xx)."""
+    return reply.code // 100 == 2
+
+
+def lmtp_lost(exc: BaseException, accepted: list[str], replies: list[Reply]) -> DeliveryUncertain:
+    """The connection was lost (or the replies went out of step) before
+    every recipient's reply after the data came: the others may have the
+    message too. The message names those known to have it."""
+    done = [a for a, r in zip(accepted, replies) if r.code // 100 == 2]
+    known = f" (delivered to {', '.join(done)})" if done else ""
+    return uncertain(exc, f"{len(replies)} of {len(accepted)} replies after the message data{known}")
+
+
 def answers(verb: str, reply: Reply) -> bool:
     """Whether ``reply`` can be the answer to ``verb`` (BDAT also stands for
     the final "."). A 2xx to DATA, a 3xx to anything but DATA, or a positive
@@ -302,7 +382,8 @@ def is_message_fault(exc: SMTPError) -> bool:
     raise it at once rather than try the next server (the refusals, a
     message too big, one that may have been delivered)."""
     if isinstance(exc, RecipientsRefused):
-        return any(r.is_permanent for r in exc.rejected)
+        # a partial LMTP delivery: the others have the message, never resend it
+        return bool(exc.delivered) or any(r.is_permanent for r in exc.rejected)
     return isinstance(exc, (SenderRefused, DataRefused, MessageTooBig, DeliveryUncertain))
 
 
@@ -311,6 +392,14 @@ def stale(exc: SMTPError, stage: str) -> bool:
     closed before any of the message was sent (lost at MAIL): opening it
     again and retrying once cannot deliver twice."""
     return isinstance(exc, TransportError) and stage == "mail"
+
+
+def lost_while_idle(exc: SMTPError, stage: str) -> bool:
+    """True when a connection a pool kept idle turned out closed at the
+    first command of the next message -- lost (see :func:`stale`), or a 421
+    (the server closed it while idle, RFC 5321 section 3.8) -- before any of
+    the message was sent: it is replaced, and the message is not at risk."""
+    return stale(exc, stage) or (is_closing(exc) and stage == "mail")
 
 
 def connection_unusable(outcome: object) -> bool:
@@ -323,3 +412,9 @@ def connection_unusable(outcome: object) -> bool:
 def etrn_accepted(reply: Reply) -> bool:
     """ETRN accepted (RFC 1985 section 5: 250 to 253)."""
     return 250 <= reply.code <= 253
+
+
+def turned(reply: Reply) -> bool:
+    """TURN accepted (RFC 821 section 4.1.1: 250): the server now expects
+    the client to act as the server, so the connection is no longer ours."""
+    return reply.code == 250

@@ -16,12 +16,15 @@ Nothing ends in a traceback: every failure is a status and a message.
 Configuration: ``$SMTPSEND_SYSCONFIG`` (default /etc/smtpsend.conf), then
 the user's file (``--config``, ``$SMTPSEND_CONFIG``, or
 ~/.config/smtpsend/config; without one, ~/.msmtprc), the user's settings
-winning. Both use msmtp's syntax and key names.
+winning. Both use msmtp's syntax and key names. The environment
+(``$SMTPSEND_URL``, ``$SMTPSEND_FROM``... see apply_environment) overrides
+them, and the command line overrides the environment.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import logging
 import mailbox
@@ -35,13 +38,14 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Optional, TextIO, cast
+from typing import IO, Any, Callable, NoReturn, Optional, TextIO, cast
 
 import mimecompose
 
 from . import _errors as errors
 from ._envelope import envelope, transmitted
-from ._options import parse_server
+from ._options import mechanisms as mechanism_list, parse_server, protocol_port, server_url, url_options
+from ._url import is_url, parse_url
 from ._sync import sendmessage
 from ._esmtp import Delivery
 
@@ -128,6 +132,7 @@ KEYS = frozenset({
     "host", "port", "from", "from_full_name", "user", "password", "passwordeval", "password_timeout",
     "auth", "tls", "tls_starttls", "tls_trust_file", "tls_certcheck", "tls_nocertcheck", "tlspolicy",
     "mechanisms", "timeout", "domain", "dsn_notify", "dsn_return", "logfile", "protocol",
+    "dkim_domain", "dkim_selector", "dkim_key", "dkim_algorithm", "dkim_headers", "dkim_canonicalization",
 })
 SECRET_KEYS = frozenset({"password", "passwordeval"})
 CREDENTIAL_KEYS = frozenset({"user", "password", "passwordeval", "auth", "mechanisms"})
@@ -356,6 +361,9 @@ class Account:
     notify: Optional[str] = None
     ret: Optional[str] = None
     logfile: Optional[str] = None
+    servers: list[str] = field(default_factory=list, repr=False)   # from $SMTPSEND_URL or $SMTPSEND_SERVER
+    protocol: Optional[str] = None       # msmtp's "protocol": smtp or lmtp
+    dkim: dict[str, Setting] = field(default_factory=dict)   # the dkim_* keys, checked by dkim_signers()
 
 
 def _bool(value: str, where: str, key: str) -> bool:
@@ -463,9 +471,12 @@ def resolve_account(settings: dict[str, Setting], warn: Warn) -> Account:
             account.ret = ret
         elif key == "logfile":
             account.logfile = os.path.expanduser(value) if value else None
+        elif key.startswith("dkim_"):
+            account.dkim[key] = (value, where)
         elif key == "protocol":
-            if value.lower() != "smtp":
-                raise CLIError(f"{where}: protocol {value!r} is not supported (smtp only)", EX_CONFIG)
+            if value.lower() not in ("smtp", "lmtp"):
+                raise CLIError(f"{where}: protocol must be smtp or lmtp, not {value!r}", EX_CONFIG)
+            account.protocol = value.lower()
     if account.notify is not None:
         try:
             Delivery(notify=account.notify)
@@ -475,6 +486,103 @@ def resolve_account(settings: dict[str, Setting], warn: Warn) -> Account:
     if not account.usetls:
         account.tlsimport = None if account.usetls is None else False
     return account
+
+
+# ---------------------------------------------------------------- the environment
+
+# What the command reads from the environment (docs/cli.md, "Environment"):
+# each one overrides the configuration files' setting, and a flag overrides it.
+ENVIRONMENT = ("SMTPSEND_URL", "SMTPSEND_SERVER", "SMTPSEND_FROM", "SMTPSEND_USER", "SMTPSEND_PASSWORD",
+               "SMTPSEND_TLSPOLICY", "SMTPSEND_CAFILE", "SMTPSEND_TIMEOUT", "SMTPSEND_CLIENT")
+# The account's settings a server named by the environment replaces: they
+# were written for the account's own server (with $SMTPSEND_SERVER, only
+# the credentials, and only when the account names a host).
+URL_REPLACES = {"host": None, "port": None, "usetls": None, "tlsimport": None, "require_tls": False,
+                "tlspolicy": None, "user": None, "password": None, "passwordeval": None, "auth": None,
+                "mechanisms": None, "protocol": None}
+CREDENTIALS_REPLACED = {"user": None, "password": None, "passwordeval": None, "auth": None, "mechanisms": None}
+
+
+def apply_environment(account: Account, environ: Optional[dict[str, str]] = None) -> Account:
+    """The account with the environment's settings on top (an empty
+    variable counts as unset): ``$SMTPSEND_URL`` (one server URL, or
+    several separated by blanks, tried in order) or ``$SMTPSEND_SERVER``
+    (HOST[:PORT]), and ``$SMTPSEND_FROM``, ``_USER``, ``_PASSWORD``,
+    ``_TLSPOLICY``, ``_CAFILE``, ``_TIMEOUT``, ``_CLIENT``. Raises
+    CLIError (64) naming the variable of a bad value (never showing a URL
+    or a password)."""
+    env = os.environ if environ is None else environ
+
+    def get(name: str) -> Optional[str]:
+        return env.get(name) or None
+    urls, server = get("SMTPSEND_URL"), get("SMTPSEND_SERVER")
+    if urls and server:
+        raise CLIError("$SMTPSEND_URL and $SMTPSEND_SERVER exclude each other: set one of them", EX_USAGE)
+    if urls:
+        for n, entry in enumerate(urls.split(), 1):
+            problem = _url_problem(entry)
+            if problem:
+                raise CLIError(f"$SMTPSEND_URL, URL {n}: {problem}", EX_USAGE)
+        for name, value in URL_REPLACES.items():
+            setattr(account, name, value)
+        account.servers = urls.split()
+    elif server:
+        if "@" in server:
+            raise CLIError("$SMTPSEND_SERVER holds an '@' (a user): put a server URL with the user in $SMTPSEND_URL "
+                           "(the value is not shown: it may hold a password)", EX_USAGE)
+        if is_url(server) or _server_value(server) is None:
+            raise CLIError(f"$SMTPSEND_SERVER must be HOST, HOST:PORT or [ADDRESS]:PORT, not {clean(server)!r} "
+                           "(a server URL goes in $SMTPSEND_URL)", EX_USAGE)
+        if account.host:
+            for name, value in CREDENTIALS_REPLACED.items():
+                setattr(account, name, value)
+        account.host, account.port, account.servers = None, None, [server]
+    sender = get("SMTPSEND_FROM")
+    if sender is not None:
+        found = mimecompose.parseaddress(sender) if _one_line(sender) else []
+        if len(found) != 1 or found[0].error or not found[0].address:
+            raise CLIError(f"$SMTPSEND_FROM must be one address, not {clean(sender)!r}", EX_USAGE)
+        account.sender = sender
+    user = get("SMTPSEND_USER")
+    if user is not None:
+        if not _one_line(user):
+            raise CLIError("$SMTPSEND_USER must be one line of text", EX_USAGE)
+        account.user, account.auth = user, None
+    password = get("SMTPSEND_PASSWORD")
+    if password is not None:
+        account.password, account.passwordeval = password, None
+    policy = get("SMTPSEND_TLSPOLICY")
+    if policy is not None:
+        if policy not in ("secure", "insecure"):
+            raise CLIError(f"$SMTPSEND_TLSPOLICY must be secure or insecure, not {clean(policy)!r}", EX_USAGE)
+        account.tlspolicy = policy
+    cafile = get("SMTPSEND_CAFILE")
+    if cafile is not None:
+        account.cafile = os.path.expanduser(cafile)
+    timeout = get("SMTPSEND_TIMEOUT")
+    if timeout is not None:
+        account.timeout = _seconds_value(timeout)
+        if account.timeout is None:
+            raise CLIError(f"$SMTPSEND_TIMEOUT must be a positive number of seconds, not {clean(timeout)!r}",
+                           EX_USAGE)
+    client = get("SMTPSEND_CLIENT")
+    if client is not None:
+        account.client = _check_client(client)
+        if account.client is None:
+            raise CLIError(f"$SMTPSEND_CLIENT must be a host name or address literal, not {clean(client)!r}",
+                           EX_USAGE)
+    return account
+
+
+def _url_problem(entry: str) -> Optional[str]:
+    """What is wrong with a server URL (parse_url's UsageError, which never
+    shows the URL), or None."""
+    problem: Optional[str] = None
+    try:
+        parse_url(entry)
+    except errors.UsageError as exc:
+        problem = str(exc)
+    return problem
 
 
 # ---------------------------------------------------------------- arguments
@@ -497,6 +605,29 @@ def _server_value(text: str) -> Optional[str]:
     return text
 
 
+def _server_flag(text: str) -> str:
+    """The argparse type of --server: HOST[:PORT], [ADDRESS]:PORT or a
+    server URL without a password (a command line is visible to every
+    user of the machine: the password goes elsewhere). The error never
+    shows a URL."""
+    if not is_url(text):
+        if "@" in text:
+            raise argparse.ArgumentTypeError("an '@' names a user: write the server as a URL, smtp://user@host "
+                                             "(the value is not shown: it may hold a password)")
+        if _server_value(text) is None:
+            raise argparse.ArgumentTypeError(f"must be HOST, HOST:PORT, [ADDRESS]:PORT or a server URL, "
+                                             f"not {clean(text)!r}")
+        return text
+    problem = _url_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    if parse_url(text).password is not None:
+        raise argparse.ArgumentTypeError(
+            "a password in a --server URL would be visible to every user of the machine: put the URL in "
+            "$SMTPSEND_URL, or give the password with --password-command, $SMTPSEND_PASSWORD or ~/.netrc")
+    return text
+
+
 def _priority_value(text: str) -> Optional[int]:
     try:
         number = int(text)
@@ -514,6 +645,8 @@ def _header_value(text: str) -> Optional[tuple[str, str]]:
     return name, value
 
 
+DKIM_ALGORITHMS = ("rsa-sha256", "ed25519-sha256")
+DKIM_CANONICALIZATIONS = ("relaxed/relaxed", "relaxed/simple", "simple/relaxed", "simple/simple")
 SECONDS = _flag_type(_seconds_value, "must be a positive number of seconds")
 ONE_LINE = _flag_type(lambda t: t if _one_line(t) else None, "must be one line (no CR, LF or NUL)")
 PORT = _flag_type(lambda t: int(t) if t.isdigit() and t.isascii() and int(t) < 65536 else None,
@@ -556,20 +689,26 @@ def parser() -> argparse.ArgumentParser:
                    type=_flag_type(_header_value, "must be 'Name: value' on one line"),
                    help="add a header field (repeatable)")
     n = p.add_argument_group("connection (every sendmessage option)")
-    n.add_argument("--server", action="append", default=[], metavar="HOST[:PORT]",
-                   type=_flag_type(_server_value, "must be HOST, HOST:PORT or [ADDRESS]:PORT"),
-                   help="server to try, in order (repeatable)")
+    n.add_argument("--server", action="append", default=[], metavar="HOST[:PORT]|URL", type=_server_flag,
+                   help="server to try, in order (repeatable): HOST[:PORT], or a URL such as "
+                        "smtps://user@host (no password: see $SMTPSEND_URL)")
     n.add_argument("--client", type=_flag_type(_check_client, "must be a host name or address literal"),
                    help="the name to give in EHLO")
     n.add_argument("--tls", dest="usetls", action="store_true", default=None, help="use STARTTLS when offered (the default)")
     n.add_argument("--no-tls", dest="usetls", action="store_false", help="never use STARTTLS")
     n.add_argument("--tlsimport", action="store_true", default=None, help="implicit TLS (port 465)")
+    n.add_argument("--protocol", choices=["smtp", "lmtp"],
+                   help="lmtp: deliver with LMTP (RFC 2033; default port 24, --server may be a Unix socket path)")
     n.add_argument("--tlspolicy", choices=["secure", "insecure"], help="when TLS cannot be had: give up, or go on in plaintext")
     n.add_argument("--cafile", metavar="FILE", help="trust this CA file (PEM) for the server's certificate")
     n.add_argument("--user", type=ONE_LINE, help="SASL user name")
     n.add_argument("--password-command", metavar="CMD", help="run CMD (through the shell) and use its output as the password")
     n.add_argument("--password-timeout", metavar="S", type=SECONDS,
                    help=f"seconds the password command may take (default {PASSWORD_TIMEOUT:g})")
+    n.add_argument("--token-command", metavar="CMD",
+                   help="run CMD (through the shell) for an OAuth 2 bearer token (XOAUTH2, OAUTHBEARER) when a "
+                        "connection needs one; it gets $SMTPSEND_TOKEN_USER, and $SMTPSEND_TOKEN_REFRESH=1 when "
+                        "the server rejected the last token (else 0)")
     n.add_argument("--mechanisms", help="only these SASL mechanisms, comma-separated")
     n.add_argument("--atleastone", action="store_true", help="send to the accepted recipients even if some are refused")
     n.add_argument("--queue", action="store_true", help="ask the server to queue (XQUE/QUED)")
@@ -580,6 +719,18 @@ def parser() -> argparse.ArgumentParser:
                    help="RFC 6710 MT-PRIORITY, -9 to 9")
     n.add_argument("--requiretls", action="store_true", help="RFC 8689 REQUIRETLS")
     n.add_argument("--mail-auth", metavar="ADDR", help="RFC 4954 AUTH= on MAIL ('<>' for none)")
+    d = p.add_argument_group("DKIM signing (needs the dkim extra; docs/signing.md)")
+    d.add_argument("--dkim-domain", metavar="DOMAIN", type=ONE_LINE, help="sign for this domain (d=)")
+    d.add_argument("--dkim-selector", action="append", default=[], metavar="SELECTOR", type=ONE_LINE,
+                   help="the key's selector (s=); repeat with --dkim-key to sign more than once")
+    d.add_argument("--dkim-key", action="append", default=[], metavar="FILE",
+                   help="the private key (PEM file); one per --dkim-selector, in the same order")
+    d.add_argument("--dkim-algorithm", action="append", default=[], choices=list(DKIM_ALGORITHMS),
+                   help="rsa-sha256 (the default) or ed25519-sha256: once for every key, or once per key")
+    d.add_argument("--dkim-headers", metavar="NAMES", type=ONE_LINE,
+                   help="the fields to sign, comma-separated (From required; default: RFC 6376's list)")
+    d.add_argument("--dkim-canonicalization", choices=list(DKIM_CANONICALIZATIONS),
+                   help="header/body canonicalization (default relaxed/relaxed)")
     g = p.add_argument_group("configuration and output")
     g.add_argument("--account", "-a", help="account from the configuration file")
     g.add_argument("--config", metavar="FILE",
@@ -602,7 +753,9 @@ def serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="print only the envelope of each message")
     p.add_argument("--tls-cert", metavar="FILE", help="certificate chain (PEM) to offer STARTTLS with")
     p.add_argument("--tls-key", metavar="FILE", help="its private key (PEM), if not in the --tls-cert file")
-    p.add_argument("--tls-implicit", action="store_true", help="speak TLS from the first byte (as on port 465)")
+    p.add_argument("--tlsimport", action="store_true", help="speak TLS from the first byte (as on port 465)")
+    p.add_argument("--tls-implicit", dest="tls_implicit", action="store_true",
+                   help="deprecated: the old spelling of --tlsimport")
     p.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD",
                    help="accept AUTH (PLAIN, LOGIN, CRAM-MD5) with these credentials (repeatable; a test "
                         "password: the command line is visible to every user)")
@@ -616,7 +769,7 @@ def version_text() -> str:
     return f"smtpsend {version} (Python {sys.version.split()[0]})"
 
 
-PATH_DESTS = frozenset({"attach", "html", "config", "msmtprc", "cafile"})
+PATH_DESTS = frozenset({"attach", "html", "config", "msmtprc", "cafile", "dkim_key"})
 
 
 def check_text_arguments(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -656,14 +809,16 @@ def refuse_password_flag(argv: list[str]) -> None:
 
 # ---------------------------------------------------------------- credentials
 
-def run_password_command(command: str, timeout: float, what: str) -> str:
-    """Run ``command`` through the shell (stdin empty, stderr the user's)
-    and return its output less one trailing LF or CRLF. Raises CLIError
-    (77) when it fails, takes longer than ``timeout`` seconds, prints
-    nothing, several lines, or text that is not UTF-8; the message never
-    shows the output."""
+def run_password_command(command: str, timeout: float, what: str, *, env: Optional[dict[str, str]] = None,
+                         noun: str = "password") -> str:
+    """Run ``command`` through the shell (stdin empty, stderr the user's,
+    ``env`` the environment if given) and return its output less one
+    trailing LF or CRLF. Raises CLIError (77) when it fails, takes longer
+    than ``timeout`` seconds, prints nothing, several lines, or text that
+    is not UTF-8; the message never shows the output (the ``noun``, a
+    password or a token)."""
     try:
-        proc = subprocess.Popen(command, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        proc = subprocess.Popen(command, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env)
     except OSError as exc:
         raise CLIError(f"cannot run the {what}: {exc.strerror}", EX_NOPERM) from None
     try:
@@ -684,32 +839,55 @@ def run_password_command(command: str, timeout: float, what: str) -> str:
     elif output.endswith(b"\n"):
         output = output[:-1]
     if not output:
-        raise CLIError(f"the {what} printed no password", EX_NOPERM)
+        raise CLIError(f"the {what} printed no {noun}", EX_NOPERM)
     if any(c in output for c in b"\r\n\0"):
-        raise CLIError(f"the {what} printed more than one line: it must print only the password "
+        raise CLIError(f"the {what} printed more than one line: it must print only the {noun} "
                        "(e.g. pass show NAME | head -n 1)", EX_NOPERM)
     try:
         return output.decode("utf-8")
     except UnicodeDecodeError:
-        raise CLIError(f"the {what} printed a password that is not UTF-8", EX_NOPERM) from None
+        raise CLIError(f"the {what} printed a {noun} that is not UTF-8", EX_NOPERM) from None
+
+
+def token_command(command: str, timeout: float) -> Callable[[str, bool], str]:
+    """``--token-command``: a ``token=`` callable that runs ``command``
+    through the shell with $SMTPSEND_TOKEN_USER (the user name) and
+    $SMTPSEND_TOKEN_REFRESH ("1" when the server rejected the last token
+    and a new one is wanted, else "0") and returns its one line of output.
+    Its failures are CLIError (see run_password_command); smtpsend reports
+    them as an AuthenticationError caused by it."""
+    def token(username: str, refresh: bool) -> str:
+        env = dict(os.environ, SMTPSEND_TOKEN_USER=username, SMTPSEND_TOKEN_REFRESH="1" if refresh else "0")
+        return run_password_command(command, timeout, "token command", env=env, noun="token")
+    return token
 
 
 class Credentials:
     """The user name, and a password for each server: one given for all
-    servers (--password-command, passwordeval, password, $SMTPSEND_PASSWORD),
+    servers (--password-command, $SMTPSEND_PASSWORD, passwordeval, password),
     else the ~/.netrc entry of that server's own host. A password looked up
     for one host is never sent to another."""
 
-    def __init__(self, args: argparse.Namespace, account: Account, warn: Warn) -> None:
-        user = args.user or (account.user if account.auth is not False else None) or os.environ.get("SMTPSEND_USER")
-        if args.password_command and not user:
+    def __init__(self, args: argparse.Namespace, account: Account, warn: Warn, urls_name_users: bool = False
+                 ) -> None:
+        # $SMTPSEND_USER and $SMTPSEND_PASSWORD are in the account (apply_environment)
+        user = args.user or (account.user if account.auth is not False else None)
+        if args.password_command and not user and not urls_name_users:
             raise CLIError("--password-command needs a user name: --user NAME, or user in the configuration file",
+                           EX_USAGE)
+        if args.token_command and not user and not urls_name_users:
+            raise CLIError("--token-command needs a user name: --user NAME, or user in the configuration file",
                            EX_USAGE)
         self.user: Optional[str] = user or None
         self._warn = warn
+        # --token-command: run when a connection needs the token (once per connection, again to refresh)
+        self.token: Optional[Callable[[str, bool], str]] = None
+        if args.token_command:
+            self.token = token_command(args.token_command,
+                                       args.password_timeout or account.password_timeout or PASSWORD_TIMEOUT)
         self._common: Optional[str] = None
         self._netrc: Optional[dict[str, tuple[str, Optional[str]]]] = None
-        if self.user is None:
+        if self.user is None and not urls_name_users:   # a server URL may name the user
             return
         timeout = args.password_timeout or account.password_timeout or PASSWORD_TIMEOUT
         if args.password_command:
@@ -718,8 +896,6 @@ class Credentials:
             self._common = run_password_command(account.passwordeval, timeout, "passwordeval command")
         elif account.password is not None:
             self._common = account.password
-        elif os.environ.get("SMTPSEND_PASSWORD") is not None:
-            self._common = os.environ["SMTPSEND_PASSWORD"]
         if self._common is not None:
             _check_password(self._common)
 
@@ -742,17 +918,19 @@ class Credentials:
             self._netrc = {host.lower(): (login, password) for host, (login, _, password) in found.hosts.items()}
         return self._netrc
 
-    def for_server(self, host: str) -> tuple[Optional[str], Optional[str]]:
-        """(user, password) for ``host``; password None when there is none."""
-        if self.user is None:
+    def for_server(self, host: str, user: Optional[str] = None) -> tuple[Optional[str], Optional[str]]:
+        """(user, password) for ``host`` -- ``user`` (a server URL's) or
+        the user name; password None when there is none."""
+        user = user or self.user
+        if user is None:
             return None, None
         if self._common is not None:
-            return self.user, self._common
+            return user, self._common
         login, password = self._netrc_entries().get(host.lower(), (None, None))
-        if login == self.user and password is not None:
+        if login == user and password is not None:
             _check_password(password)
-            return self.user, password
-        return self.user, None
+            return user, password
+        return user, None
 
 
 def _check_password(password: str) -> None:
@@ -791,7 +969,7 @@ def compose(args: argparse.Namespace, body: bytes, account: Account) -> mimecomp
     if not (args.recipients or args.cc or args.bcc):
         raise CLIError("no recipients: give them as arguments (or with --cc, --bcc)", EX_USAGE)
     header: list[tuple[str, str]] = []
-    sender = args.from_ or account.sender or os.environ.get("SMTPSEND_FROM")
+    sender = args.from_ or account.sender      # $SMTPSEND_FROM is in the account (apply_environment)
     fullname = args.fullname or account.fullname
     if sender:
         header.append(("From", mimecompose.formataddress(fullname, sender) if fullname else sender))
@@ -876,18 +1054,32 @@ def describe(exc: BaseException) -> str:
     """What to print for an error from sending (one line per server)."""
     if isinstance(exc, errors.AllServersFailed):
         lines = ["smtpsend: no server accepted the message:"]
-        lines += [f"  {clean(str(a.server))} port {a.port}, at {a.stage}: {_indented(a.error)}" for a in exc.attempts]
+        lines += [f"  {_where(a.server, a.port)}, at {a.stage}: {_indented(a.error)}" for a in exc.attempts]
         return "\n".join(lines)
     if isinstance(exc, errors.RecipientsRefused):
-        lines = [f"smtpsend: recipients refused by {clean(str(exc.server))} port {exc.port}; nothing was sent:"]
+        where = _where(exc.server, exc.port)
+        if exc.delivered:   # LMTP: refused after the data, the others have the message
+            lines = [f"smtpsend: delivered by {where} to {', '.join(clean(a) for a in exc.delivered)} only; "
+                     "refused after the message data:"]
+        else:
+            lines = [f"smtpsend: recipients refused by {where}; nothing was sent:"]
         lines += [f"  {clean(r.address)}: {r.code} {clean(r.text)}" for r in exc.rejected]
         return "\n".join(lines)
     return f"smtpsend: {_indented(exc)}"
 
 
+def _where(server: object, port: object) -> str:
+    """``host port N`` for the terminal, or a Unix socket's path (port 0)."""
+    return clean(str(server)) + (f" port {port}" if port else "")
+
+
 def _indented(error: BaseException) -> str:
-    """An error's text for the terminal: cleaned, a hint on a line of its own indented."""
-    return "\n    ".join(clean(line) for line in str(error).split("\n"))
+    """An error's text for the terminal: cleaned, a hint on a line of its own indented;
+    a failed --token-command (the cause of an AuthenticationError) says why."""
+    lines = str(error).split("\n")
+    if isinstance(error.__cause__, CLIError):
+        lines[0] += f": {error.__cause__}"
+    return "\n    ".join(clean(line) for line in lines)
 
 
 def log_outcome(path: Optional[str], servers: list[str], sender: Optional[str], count: int, code: int,
@@ -910,23 +1102,42 @@ def deliver(part: mimecompose.Part, servers: list[str], credentials: Credentials
     """Send to each server in turn, each with its own credentials (servers
     sharing credentials go to one sendmessage call); returns what
     sendmessage returns, raises as it does: message faults at once,
-    AllServersFailed with every attempt when no server took the message."""
+    AllServersFailed with every attempt when no server took the message.
+    A server URL's user and password are its server's (its user's
+    password, when the URL has none, is looked up as the user name's is)."""
     attempts: list[errors.Attempt] = []
     plan = []
     for entry in servers:
-        host, port = parse_server(entry, None, default_port)
-        plan.append((entry, host, port, credentials.for_server(host)))
-    if credentials.user and all(password is None for *_, (_, password) in plan):
-        raise CLIError(f"no password for {credentials.user}: use --password-command, passwordeval in the "
+        url = server_url(entry)
+        if url is None:
+            host, port = parse_server(entry, None, default_port)
+            plan.append((entry, host, port, credentials.for_server(host)))
+            continue
+        host, port = parse_server(url.server, None, url.default_port or default_port)
+        if url.username is None:
+            plan.append((entry, host, port, credentials.for_server(host)))
+            continue
+        if credentials.user is not None:
+            raise CLIError("a user name in a server URL and --user (or user, $SMTPSEND_USER) exclude each "
+                           "other: give the user one way", EX_USAGE)
+        password = (url.password.reveal() if url.password is not None
+                    else credentials.for_server(host, url.username)[1])
+        # the URL without its credentials: they go as username= and password=, as every server's do
+        bare = str(dataclasses.replace(url, username=None, password=None))
+        plan.append((bare, host, port, (url.username, password)))
+    missing = [user for *_, (user, password) in plan if user and password is None and credentials.token is None]
+    if missing and len(missing) == sum(1 for *_, (user, _) in plan if user):
+        raise CLIError(f"no password for {missing[0]}: use --password-command, passwordeval in the "
                        "configuration file, $SMTPSEND_PASSWORD or ~/.netrc", EX_NOPERM)
     for (user, password), group in itertools.groupby(plan, key=lambda item: item[3]):
         entries = list(group)
-        if user and password is None:
+        if user and password is None and credentials.token is None:
             attempts += [errors.Attempt(host, port, "auth", NoPassword(
                 f"no password for {user} at {host} (~/.netrc has none for this host)")) for _, host, port, _ in entries]
             continue
         try:
-            return sendmessage(part, servers=[e[0] for e in entries], username=user, password=password, **options)
+            return sendmessage(part, servers=[e[0] for e in entries], username=user, password=password,
+                               token=credentials.token, **options)
         except errors.AllServersFailed as exc:
             attempts.extend(exc.attempts)
     raise errors.AllServersFailed(attempts)
@@ -962,21 +1173,88 @@ def connection_options(args: argparse.Namespace, account: Account) -> dict[str, 
         mechanisms=args.mechanisms or account.mechanisms, maxsecs=args.maxsecs,
         timeout=args.timeout or account.timeout, ret=delivery.ret, envid=delivery.envid, notify=delivery.notify,
         orcpt=True if args.orcpt else None, deliverby=delivery.deliverby, priority=delivery.priority,
-        requiretls=args.requiretls, mail_auth=delivery.mail_auth)
+        requiretls=args.requiretls, mail_auth=delivery.mail_auth,
+        protocol=args.protocol or account.protocol or "smtp")
+
+
+_DKIM_LISTS = ("dkim_selector", "dkim_key", "dkim_algorithm")   # one value per signer
+
+
+def dkim_signers(args: argparse.Namespace, account: Account) -> list[mimecompose.DKIMSigner]:
+    """The DKIM signers of the flags (--dkim-*) and the account's dkim_*
+    keys, flags winning setting by setting: one signer per key, in tandem
+    with the selectors (and the algorithms, unless one is given for all);
+    none when no key is named. Made before the message is read, so a bad
+    setting stops the command before anything is sent. Raises CLIError
+    naming the flag or FILE:LINE: 64 for flags, 78 for configuration keys
+    (and when the ``cryptography`` package is not installed)."""
+    values: dict[str, Any] = {}
+    where: dict[str, tuple[str, int]] = {}
+    for key in ("dkim_domain", "dkim_selector", "dkim_key", "dkim_algorithm", "dkim_headers",
+                "dkim_canonicalization"):
+        flag = getattr(args, key)
+        if flag:
+            values[key], where[key] = flag, ("--" + key.replace("_", "-"), EX_USAGE)
+        elif key in account.dkim:
+            value, line = account.dkim[key]
+            values[key] = [value] if key in _DKIM_LISTS else value
+            where[key] = (f"{line}: {key}", EX_CONFIG)
+
+    def fail(key: str, text: str) -> NoReturn:
+        name, code = where[key]
+        raise CLIError(f"{name} {text}", code)
+
+    keys = values.get("dkim_key", [])
+    if not keys:
+        if values:
+            fail(next(iter(values)), "needs a key to sign with: --dkim-key FILE (or dkim_key)")
+        return []
+    if "dkim_domain" not in values or "dkim_selector" not in values:
+        fail("dkim_key", "needs --dkim-domain and --dkim-selector (or dkim_domain and dkim_selector)")
+    selectors = values["dkim_selector"]
+    if len(selectors) != len(keys):
+        fail("dkim_selector", f"given {len(selectors)} times for {len(keys)} keys: one selector per key")
+    algorithms = values.get("dkim_algorithm", ["rsa-sha256"])
+    if len(algorithms) not in (1, len(keys)):
+        fail("dkim_algorithm", f"given {len(algorithms)} times for {len(keys)} keys: once, or once per key")
+    for key, allowed in (("dkim_algorithm", DKIM_ALGORITHMS), ("dkim_canonicalization", DKIM_CANONICALIZATIONS)):
+        given = values.get(key)
+        for value in given if isinstance(given, list) else [given] if given else []:
+            if value not in allowed:   # a configuration key (the flags have choices)
+                fail(key, f"must be one of {', '.join(allowed)}, not {clean(value)!r}"
+                     + (" (RFC 8301: rsa-sha1 must not be used)" if value == "rsa-sha1" else ""))
+    headers = values.get("dkim_headers")
+    names = [n.strip() for n in headers.split(",") if n.strip()] if headers else None
+    signers = []
+    for n, (key, selector) in enumerate(zip(keys, selectors)):
+        try:
+            signers.append(mimecompose.DKIMSigner(
+                domain=values["dkim_domain"], selector=selector, key=os.path.expanduser(key),
+                algorithm=algorithms[n if len(algorithms) > 1 else 0], headers=names,
+                canonicalization=values.get("dkim_canonicalization", "relaxed/relaxed")))
+        except ImportError as exc:
+            raise CLIError(str(exc), EX_CONFIG) from None
+        except ValueError as exc:   # MimeError: which setting is wrong, in the signer's words
+            text = str(exc)
+            culprit = next((k for k, start in (("dkim_domain", "domain "), ("dkim_selector", "selector "),
+                                                ("dkim_headers", "the signed headers"), ("dkim_headers", "headers "))
+                            if text.startswith(start) and k in where), "dkim_key")
+            fail(culprit, f"{clean(key) + ': ' if culprit == 'dkim_key' else ''}cannot make the signer: {clean(text)}")
+    return signers
 
 
 def server_list(args: argparse.Namespace, account: Account) -> list[str]:
-    """--server, else the account's host and port, else $SMTPSEND_SERVER or
-    localhost. Raises CLIError (64) for a malformed $SMTPSEND_SERVER."""
+    """--server, else the environment's ($SMTPSEND_URL or $SMTPSEND_SERVER,
+    see apply_environment), else the account's host and port, else
+    localhost."""
     if args.server:
         return list(args.server)
+    if account.servers:
+        return list(account.servers)
     if account.host:
         host = f"[{account.host}]" if ":" in account.host and not account.host.startswith("[") else account.host
         return [host + (f":{account.port}" if account.port else "")]
-    entry = os.environ.get("SMTPSEND_SERVER", "localhost")
-    if _server_value(entry) is None:
-        raise CLIError(f"$SMTPSEND_SERVER must be HOST or HOST:PORT, not {entry!r}", EX_USAGE)
-    return [entry]
+    return ["localhost"]
 
 
 _RECIPIENT_FIELDS = ("To", "Cc", "Bcc", "Resent-To", "Resent-Cc", "Resent-Bcc")
@@ -1002,7 +1280,7 @@ def outgoing(args: argparse.Namespace, stdin: IO[bytes], account: Account) -> Ou
     if sender is not None and sender.strip() == "<>":
         sender = ""
     if sender is None and not composing:
-        sender = account.sender or os.environ.get("SMTPSEND_FROM") or None
+        sender = account.sender or None      # $SMTPSEND_FROM is in the account (apply_environment)
     if sender is None and not _has_originator(part):
         raise CLIError(NO_SENDER.format(user=config_path(), system=system_config_path()), EX_DATAERR)
     header: list[tuple[str, str]] = []
@@ -1026,9 +1304,11 @@ def outgoing(args: argparse.Namespace, stdin: IO[bytes], account: Account) -> Ou
     return Outgoing(part, sender, recipients, header)
 
 
-def dry_run(out: Outgoing, stdout: IO[str]) -> int:
-    """Print the envelope and the bytes that would be sent."""
-    env, data = transmitted(out.part, originator=out.sender, recipients=out.recipients, header=out.header)
+def dry_run(out: Outgoing, stdout: IO[str], dkim: Optional[list[mimecompose.DKIMSigner]] = None) -> int:
+    """Print the envelope and the bytes that would be sent (signed with
+    ``dkim`` as for a server with 8BITMIME)."""
+    env, data = transmitted(out.part, originator=out.sender, recipients=out.recipients, header=out.header,
+                            dkim=dkim)
     stdout.write(f"MAIL FROM:<{env.originator}>\n")
     for rcpt in env.recipients:
         stdout.write(f"RCPT TO:<{rcpt}>\n")
@@ -1049,9 +1329,34 @@ def trace_hooks(stderr: IO[str]) -> dict[str, Any]:
         if event.name == "note":
             print(f"* {clean(str(event.data['text']))}", file=stderr, flush=True)
         elif event.name == "failed":
-            print(f"* {clean(str(event.data['server']))} port {event.data['port']} failed at "
+            print(f"* {_where(event.data['server'], event.data['port'])} failed at "
                   f"{event.data['stage']}: {clean(str(event.data['error']))}", file=stderr, flush=True)
     return dict(debug=lambda line: print(clean(line), file=stderr, flush=True), events=notes)
+
+
+def check_urls(servers: list[str], options: dict[str, Any]) -> None:
+    """Each server URL against the settings that apply to every server
+    (flags, environment, configuration): CLIError (64) naming what
+    contradicts what (smtpsend._options.url_options), before anything is
+    read or sent."""
+    for entry in servers:
+        url = server_url(entry)
+        if url is None:
+            continue
+        problem: Optional[str] = None
+        try:
+            url_options(url, usetls=options["usetls"], tlsimport=options["tlsimport"],
+                        tlspolicy=options["tlspolicy"], username=None, password=None, timeout=options["timeout"],
+                        mechanisms=mechanism_list(options["mechanisms"]), protocol=options.get("protocol", "smtp"))
+        except errors.UsageError as exc:
+            problem = str(exc)
+        if problem:
+            raise CLIError(f"server {url}: {problem}", EX_USAGE)
+
+
+def shown_servers(servers: list[str]) -> list[str]:
+    """The servers as a log or a message may show them: URLs without their password."""
+    return [str(url) if (url := server_url(entry)) is not None else entry for entry in servers]
 
 
 def send(args: argparse.Namespace, p: argparse.ArgumentParser, stdin: IO[bytes], stdout: IO[str],
@@ -1061,13 +1366,16 @@ def send(args: argparse.Namespace, p: argparse.ArgumentParser, stdin: IO[bytes],
     check_text_arguments(p, args)
     if args.mode not in (None, "m"):
         raise CLIError(f"-b{args.mode}: only -bm (send a message read from standard input) is supported", EX_USAGE)
-    account = resolve_account(account_settings(args, warn), warn)
+    account = apply_environment(resolve_account(account_settings(args, warn), warn))
     options = connection_options(args, account)
+    servers = server_list(args, account)
+    check_urls(servers, options)
+    options["dkim"] = dkim_signers(args, account)
     out = outgoing(args, stdin, account)
     if args.dry_run:
-        return dry_run(out, stdout)
-    servers = server_list(args, account)
-    credentials = Credentials(args, account, warn)
+        return dry_run(out, stdout, options["dkim"])
+    credentials = Credentials(args, account, warn,
+                              urls_name_users=any(u is not None and u.username for u in map(server_url, servers)))
     options.update(originator=out.sender, recipients=out.recipients, header=out.header)
     if args.trace or args.verbose:
         options.update(trace_hooks(stderr))
@@ -1077,24 +1385,30 @@ def send(args: argparse.Namespace, p: argparse.ArgumentParser, stdin: IO[bytes],
     if count < 0 and account.logfile:
         count = len(envelope(out.part, originator=out.sender, header=out.header).recipients)
     try:
-        rejected = deliver(out.part, servers, credentials, 465 if options["tlsimport"] else 25, options)
+        rejected = deliver(out.part, servers, credentials, protocol_port(options["protocol"], options["tlsimport"]),
+                           options)
     except (errors.SMTPError, CLIError) as exc:
         code = exc.code if isinstance(exc, CLIError) else exit_code(exc)
-        log_outcome(account.logfile, servers, out.sender, count, code, f"failed: {exc}", warn)
+        log_outcome(account.logfile, shown_servers(servers), out.sender, count, code, f"failed: {exc}", warn)
         raise
     for r in rejected:
         stderr.write(f"smtpsend: {clean(r.address)} refused: {r.code} {clean(r.text)} (sent to the others)\n")
-    log_outcome(account.logfile, servers, out.sender, count, EX_OK,
+    log_outcome(account.logfile, shown_servers(servers), out.sender, count, EX_OK,
                 f"sent ({len(rejected)} refused)" if rejected else "sent", warn)
     return EX_OK
 
 
 # ---------------------------------------------------------------- serve
 
-def serve(argv: list[str], stdout: IO[str]) -> int:
-    """``smtpsend serve``: a CaptureServer on 127.0.0.1 until interrupted."""
+def serve(argv: list[str], stdout: IO[str], stderr: Optional[IO[str]] = None) -> int:
+    """``smtpsend serve``: a CaptureServer on 127.0.0.1 until interrupted.
+    ``--tls-implicit`` is the deprecated spelling of ``--tlsimport`` (a
+    warning on ``stderr``)."""
     from .testing import CaptureServer
     args = parse_arguments(serve_parser(), argv)
+    if args.tls_implicit:
+        (stderr or sys.stderr).write("smtpsend serve: --tls-implicit is deprecated, use --tlsimport\n")
+        args.tlsimport = True
     users: dict[str, str] = {}
     for item in args.user:
         name, sep, password = item.partition(":")
@@ -1109,8 +1423,8 @@ def serve(argv: list[str], stdout: IO[str]) -> int:
         except (OSError, ValueError) as exc:
             raise CLIError(f"cannot load --tls-cert/--tls-key: {getattr(exc, 'strerror', None) or exc} "
                            "(a PEM certificate chain and an unencrypted PEM key)", EX_USAGE) from None
-    elif args.tls_key or args.tls_implicit:
-        raise CLIError("--tls-key and --tls-implicit need --tls-cert", EX_USAGE)
+    elif args.tls_key or args.tlsimport:
+        raise CLIError("--tls-key and --tlsimport need --tls-cert", EX_USAGE)
     store: Optional[mailbox.Mailbox] = None
     try:
         if args.maildir:
@@ -1134,12 +1448,12 @@ def serve(argv: list[str], stdout: IO[str]) -> int:
             store.flush()
 
     server = CaptureServer(port=args.port, on_message=received, users=users or None, tls_context=context,
-                           implicit_tls=bool(args.tls_implicit))
+                           tlsimport=bool(args.tlsimport))
     try:
         server.start()
     except (OSError, RuntimeError) as exc:
         raise CLIError(f"cannot listen on 127.0.0.1 port {args.port}: {exc}", EX_UNAVAILABLE) from None
-    notes = ["implicit TLS" if args.tls_implicit else "STARTTLS"] if context else []
+    notes = ["implicit TLS" if args.tlsimport else "STARTTLS"] if context else []
     notes += [f"AUTH for {len(users)} user{'s' if len(users) != 1 else ''}"] if users else []
     notes += ["loopback only", "nothing is relayed"]
     stdout.write(f"smtpsend serve: listening on 127.0.0.1 port {server.port} ({'; '.join(notes)})\n")
@@ -1172,7 +1486,7 @@ def main(argv: Optional[list[str]] = None, stdin: Optional[IO[bytes]] = None, st
         logger.addHandler(logging.NullHandler())
     try:
         if argv[:1] == ["serve"]:
-            return serve(argv[1:], out)
+            return serve(argv[1:], out, err)
         if argv[:1] == ["demo"]:
             from ._demo import demo
             return demo(out)

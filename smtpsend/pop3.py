@@ -50,7 +50,6 @@ connection, since what follows could not be told from the next response.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import io
 import logging
@@ -58,15 +57,18 @@ import netrc
 import os
 import socket
 import ssl
+from contextlib import contextmanager
 from types import TracebackType
-from typing import IO, Callable, Literal, Optional, TypeVar, Union, overload
+from typing import IO, Callable, Iterator, Literal, Optional, TypeVar, Union, overload
 
 import mimecompose
 
 from ._data import unstuff
+from ._deprecated import keyword_only, warn
 from ._driver import Deadline
 from ._errors import RemoteProtocolError, SMTPError, TLSRequired, TransportError, UsageError
-from ._sasl import SASLFailure, choose
+from ._sasl import (Begin, Cancel, Challenge, Final, Note, Outcome, SASLFailure, Step, TokenArg, TokenFailure,
+                    authenticate, choose, run)
 from ._secret import Secret
 from ._sockets import transport_errors
 
@@ -129,12 +131,14 @@ class POP3:
     """An open POP3 connection. Use :func:`connect`."""
 
     def __init__(self, sock: socket.socket, host: str, *, timeout: float,
-                 ssl_context: Optional[ssl.SSLContext], logfile: Optional[str]) -> None:
+                 ssl_context: Optional[ssl.SSLContext], logfile: Optional[str],
+                 debug: Union[bool, Callable[[str], None]] = False) -> None:
         self._sock = sock
         self.host = host
         self.timeout = timeout
         self._context = ssl_context
         self._handler: Optional[logging.Handler] = None
+        self._debug = debug
         if logfile:
             self._handler = logging.FileHandler(logfile, mode="a", encoding="utf-8", delay=True)
             self._handler.setFormatter(logging.Formatter("%(message)s"))
@@ -145,15 +149,20 @@ class POP3:
         self.timestamp: Optional[str] = None
         self.max_line = MAX_LINE
         self.max_octets = MAX_OCTETS
+        self._mechanism = ""   # the SASL mechanism being tried (for errors)
         self._deadline = Deadline(timeout, "no greeting")
 
     # ------------------------------------------------------------ wire
 
     def _log(self, line: str) -> None:
         """One (already redacted) transcript line: to the smtpsend logger at
-        DEBUG when it is enabled for DEBUG, and to the ``logfile`` handler
-        (whatever the logger's level: the file was asked for)."""
-        to_logger = logger.isEnabledFor(logging.DEBUG)
+        DEBUG when it is enabled for DEBUG (or always with ``debug=True``),
+        to the ``logfile`` handler (whatever the logger's level: the file
+        was asked for), and -- protocol lines only, not ``*:`` notes -- to
+        a ``debug`` callable, as sendmessage's debug= does."""
+        if callable(self._debug) and not line.startswith("*: "):
+            self._debug(line)
+        to_logger = logger.isEnabledFor(logging.DEBUG) or (self._debug is True and not logger.disabled)
         if not (to_logger or self._handler):
             return
         record = logger.makeRecord(logger.name, logging.DEBUG, __file__, 0, "%s", (line,), None)
@@ -164,9 +173,10 @@ class POP3:
 
     def _broken(self, exc: E) -> E:
         """Close the connection after a read that cannot be finished (the
-        rest of that response would be taken for the next one); return exc."""
+        rest of that response would be taken for the next one); return exc
+        (marked as POP3's, see _pop3)."""
         self.close()
-        return exc
+        return _pop3(exc)
 
     def _readline(self) -> bytes:
         """The next line of the current response, its line break included.
@@ -211,7 +221,7 @@ class POP3:
         if data is None:   # raised outside the handler: no __context__ holding the line
             raise UsageError(f"a POP3 {verb} command that is not valid Unicode text")
         self._log("C: " + (shown if shown is not None else line))
-        with transport_errors("send", timeout=self.timeout):
+        with _pop3_errors(), transport_errors("send", timeout=self.timeout):
             self._sock.settimeout(self.timeout)
             self._sock.sendall(data)
         seconds = self.timeout if timeout is None else timeout
@@ -249,8 +259,8 @@ class POP3:
             raise
 
     def _too_long(self) -> RemoteProtocolError:
-        return RemoteProtocolError(f"response longer than {self.max_octets} octets; "
-                                   "use retr(n, fileobj=...) for large messages")
+        return _pop3(RemoteProtocolError(f"response longer than {self.max_octets} octets; "
+                                         "use retr_to(n, fileobj) for large messages"))
 
     def _collect(self) -> bytes:
         """The whole multi-line body as bytes, held in one buffer: more than
@@ -311,19 +321,19 @@ class POP3:
             return
         if "STLS" not in self.capa():
             if _ask(policy, 0, "STLS not offered") == "secure":
-                raise TLSRequired("TLS required but the server does not offer STLS")
+                raise _pop3(TLSRequired("TLS required but the server does not offer STLS"))
             self._cleartext_allowed = policy is not None   # "insecure", or a callable that said so
             return
         try:
             self._command("STLS")
         except ErrResponse as exc:
             if _ask(policy, -1, exc.text) == "secure":
-                raise TLSRequired(f"STLS refused: {exc.text}") from exc
+                raise _pop3(TLSRequired(f"STLS refused: {exc.text}")) from exc
             self._cleartext_allowed = policy is not None
             return
         self._buffer.clear()   # RFC 2595 section 4 / RFC 3207 4.2: discard what came before TLS
         context = self._context or ssl.create_default_context()
-        with transport_errors("handshake", timeout=self.timeout):
+        with _pop3_errors(), transport_errors("handshake", timeout=self.timeout):
             self._sock.settimeout(self.timeout)
             self._sock = context.wrap_socket(self._sock, server_hostname=self.host)
         self.tls = True
@@ -337,8 +347,8 @@ class POP3:
         (after stripping STLS) is open to an offline dictionary attack.
         Raises TLSRequired before anything is sent."""
         if not (self.tls or self._cleartext_allowed):
-            raise TLSRequired("credentials are never sent without TLS (the server did not offer STLS) "
-                              "unless tlspolicy says 'insecure'")
+            raise _pop3(TLSRequired("credentials are never sent without TLS (the server did not offer STLS) "
+                                    "unless tlspolicy says 'insecure'"))
 
     def _credentials(self, user: Optional[str], password: Optional[Credential]) -> tuple[str, Secret]:
         """The user name and password given, else those of ~/.netrc for the
@@ -393,44 +403,70 @@ class POP3:
         digest = hashlib.md5((self.timestamp + secret.reveal()).encode("utf-8")).hexdigest()
         return self._command(f"APOP {user} {digest}", f"APOP {user} ***")
 
-    def auth(self, user: str, password: Optional[Credential] = None, token: Optional[Credential] = None,
+    @keyword_only("token", "mechanism", leading=3)
+    def auth(self, user: str, password: Optional[Credential] = None, *, token: TokenArg = None,
              mechanism: Optional[str] = None) -> str:
         """SASL AUTH (RFC 5034) with smtpsend's mechanisms, strongest first
-        among those the server lists in CAPA SASL (or ``mechanism``).
-        Only over TLS or with tlspolicy="insecure" (TLSRequired otherwise).
-        The mechanisms hold the password and token as Secret; they refuse
-        credentials that cannot be sent with UsageError
-        (smtpsend._sasl.check_credentials)."""
+        among those the server lists in CAPA SASL (or ``mechanism``): the
+        login loop SMTP uses (smtpsend._sasl.authenticate), with POP3's
+        framing. Only over TLS or with tlspolicy="insecure" (TLSRequired
+        otherwise). The mechanisms hold the password and token as Secret;
+        they refuse credentials that cannot be sent with UsageError
+        (smtpsend._sasl.check_credentials). ``token`` may be a callable
+        ``token(user, refresh)``, asked once per call and once more after
+        the server rejected its token as invalid. The next mechanism is
+        tried after a mechanism's failure, not after ``-ERR [AUTH]`` (RFC
+        3206 section 4: the credentials were refused) nor after a server
+        that failed to prove itself. AuthenticationFailed lists each
+        mechanism's -ERR or SASLFailure; a failed token callable is an
+        AuthenticationFailed too, its exception the cause. Returns the
+        server's +OK text. ``token`` and ``mechanism`` are keyword-only (given
+        positionally they still work, deprecated)."""
         self._require_protection()
         offered = [mechanism] if mechanism else self.capa().get("SASL", [])
         mechanisms = choose(offered, user, password, token, self.host, None)
         if not mechanisms:
             raise UsageError(f"no usable SASL mechanism among {offered}")
-        errors: list[tuple[str, Exception]] = []
-        for mech in mechanisms:
+        outcome: Outcome[Union[str, ErrResponse]] = Outcome()
+        try:
+            run(authenticate(mechanisms, _next_mechanism, outcome), self._sasl_step)
+        except TokenFailure as exc:
+            raise AuthenticationFailed([*_errors(outcome), ("token", exc)]) from exc.__cause__
+        if outcome.mechanism is None:
+            raise AuthenticationFailed(_errors(outcome))
+        return str(outcome.answer)
+
+    def _sasl_step(self, step: Step) -> Union[None, Challenge, Final[Union[str, ErrResponse]]]:
+        """One step of a SASL exchange over POP3 (RFC 5034 section 4):
+        ``AUTH <mechanism> [initial response]`` ("=" for an empty one), each
+        response a base64 line, "*" to cancel; a "+ " continuation is a
+        challenge, +OK success, -ERR a refusal. The log shows ``AUTH
+        <mechanism> ***`` and ``***`` for every response."""
+        if isinstance(step, Note):
+            self._log("*: " + step.text)
+            return None
+        if isinstance(step, Cancel):
+            self._send("*")
             try:
-                initial = mech.start()
-                line = f"AUTH {mech.name}" + (f" {base64.b64encode(initial).decode() or '='}"
-                                              if initial is not None else "")
-                text = self._command(line, f"AUTH {mech.name} ***")
-                while text.startswith("\0"):
-                    try:
-                        challenge = base64.b64decode(text[1:].strip(), validate=True)
-                        answer = mech.respond(challenge)
-                    except (SASLFailure, binascii.Error, ValueError) as exc:
-                        self._send("*")
-                        try:
-                            self._status("AUTH")
-                        except ErrResponse:
-                            pass
-                        raise ErrResponse(str(exc), "AUTH") from None
-                    self._send(base64.b64encode(answer).decode(), "***")
-                    text = self._status(f"AUTH {mech.name}")
-                mech.finish()
-                return text
-            except (ErrResponse, SASLFailure) as exc:
-                errors.append((mech.name, exc))
-        raise AuthenticationFailed(errors)
+                self._status("AUTH")
+            except ErrResponse:
+                pass
+            return None
+        try:
+            if isinstance(step, Begin):
+                self._mechanism = step.mechanism
+                line = f"AUTH {step.mechanism}"
+                if step.initial is not None:
+                    line += " " + (base64.b64encode(step.initial).decode() or "=")
+                text = self._command(line, f"AUTH {step.mechanism} ***")
+            else:
+                self._send(base64.b64encode(step.data).decode(), "***")
+                text = self._status(f"AUTH {self._mechanism}")
+        except ErrResponse as exc:
+            return Final(False, exc)
+        if text.startswith("\0"):
+            return Challenge(text[1:])
+        return Final(True, text)
 
     # ------------------------------------------------------------ mailbox
 
@@ -440,14 +476,14 @@ class POP3:
         try:
             return int(parts[0]), int(parts[1])
         except (IndexError, ValueError):
-            raise RemoteProtocolError(f"malformed STAT response {parts!r}") from None
+            raise _pop3(RemoteProtocolError(f"malformed STAT response {parts!r}")) from None
 
     def _listing(self, command: str, n: Optional[int],
                  convert: Callable[[str], T]) -> Union[T, dict[int, T]]:
         if n is not None:
             words = self._command(f"{command} {int(n)}").split()
             if len(words) < 2:
-                raise RemoteProtocolError(f"malformed {command} response {words!r}")
+                raise _pop3(RemoteProtocolError(f"malformed {command} response {words!r}"))
             return convert(words[1])
         self._command(command)
         out: dict[int, T] = {}
@@ -458,7 +494,7 @@ class POP3:
                 try:
                     out[int(words[0])] = convert(words[1].decode("utf-8", "replace"))
                 except ValueError:
-                    raise RemoteProtocolError(f"malformed {command} line {line[:80]!r}") from None
+                    raise _pop3(RemoteProtocolError(f"malformed {command} line {line[:80]!r}")) from None
 
         self._entries(parse)
         return out
@@ -494,25 +530,45 @@ class POP3:
 
     def retr(self, n: int, fileobj: Optional[IO[bytes]] = None, raw: bool = False, *,
              timeout: Optional[float] = None) -> Union[mimecompose.Part, bytes, int]:
-        """Retrieve message ``n``: a mimecompose Part; the bytes with
-        ``raw=True``; or, with ``fileobj``, written there line by line
-        (bounded memory) and the octet count returned. The whole message
+        """Retrieve message ``n`` as a mimecompose Part. The whole message
         must arrive within ``timeout`` seconds (default: the connection's),
-        else Timeout; held in memory, more than ``max_octets`` is a
-        RemoteProtocolError."""
-        self._command(f"RETR {int(n)}", timeout=timeout)
+        else Timeout; more than ``max_octets`` is a RemoteProtocolError (use
+        :meth:`retr_to` for messages that large).
+
+        Deprecated forms (a DeprecationWarning; they go in the next
+        release): ``retr(n, raw=True)`` is :meth:`retr_bytes`,
+        ``retr(n, fileobj)`` is :meth:`retr_to`."""
         if fileobj is not None:
-            count = 0
+            warn("POP3.retr(n, fileobj) is deprecated: use retr_to(n, fileobj)")
+            return self.retr_to(n, fileobj, timeout=timeout)
+        if raw:
+            warn("POP3.retr(n, raw=True) is deprecated: use retr_bytes(n)")
+            return self.retr_bytes(n, timeout=timeout)
+        return mimecompose.initialize(string=self.retr_bytes(n, timeout=timeout))
 
-            def sink(line: bytes) -> None:
-                nonlocal count
-                fileobj.write(line)
-                count += len(line)
+    def retr_bytes(self, n: int, *, timeout: Optional[float] = None) -> bytes:
+        """Message ``n`` as bytes (un-dot-stuffed, as the server holds it),
+        held in memory: more than ``max_octets`` is a RemoteProtocolError.
+        The whole message within ``timeout`` seconds (as for retr)."""
+        self._command(f"RETR {int(n)}", timeout=timeout)
+        return self._collect()
 
-            self._body(sink)
-            return count
-        data = self._collect()
-        return data if raw else mimecompose.initialize(string=data)
+    def retr_to(self, n: int, fileobj: IO[bytes], *, timeout: Optional[float] = None) -> int:
+        """Write message ``n`` to ``fileobj`` line by line (bounded memory,
+        whatever its size); returns the octets written. The whole message
+        within ``timeout`` seconds (as for retr). An error of ``fileobj``
+        closes the connection (the rest of the message cannot be told from
+        the next response) and propagates."""
+        self._command(f"RETR {int(n)}", timeout=timeout)
+        count = 0
+
+        def sink(line: bytes) -> None:
+            nonlocal count
+            fileobj.write(line)
+            count += len(line)
+
+        self._body(sink)
+        return count
 
     def top(self, n: int, lines: int, *, timeout: Optional[float] = None) -> bytes:
         """The header and the first ``lines`` lines of the body of message
@@ -531,7 +587,7 @@ class POP3:
         try:
             return int(words[0])
         except (IndexError, ValueError):
-            raise RemoteProtocolError(f"malformed LAST response {words!r}") from None
+            raise _pop3(RemoteProtocolError(f"malformed LAST response {words!r}")) from None
 
     def dele(self, n: int) -> str:
         """Mark message ``n`` deleted (done at QUIT)."""
@@ -575,11 +631,43 @@ class POP3:
             self.close()   # no QUIT: the server rolls back DELE (RFC 1939 section 6)
 
 
+def _pop3(exc: E) -> E:
+    """``exc`` marked as the POP3 client's (``protocol = "pop3"`` on an
+    SMTPError): its hint is worded for POP3 (smtpsend._errors.hint)."""
+    if isinstance(exc, SMTPError):
+        exc.protocol = "pop3"
+    return exc
+
+
+@contextmanager
+def _pop3_errors() -> Iterator[None]:
+    """Mark the SMTPErrors raised inside as POP3's (see _pop3)."""
+    try:
+        yield
+    except SMTPError as exc:
+        _pop3(exc)
+        raise
+
+
 def _secret(value: Credential) -> Secret:
     """``value`` as a Secret; UsageError (not showing it) for anything but a str or a Secret."""
     if not isinstance(value, (str, Secret)):
         raise UsageError(f"the password must be a str, not {type(value).__name__}")
     return value if isinstance(value, Secret) else Secret(value)
+
+
+def _errors(outcome: Outcome[Union[str, ErrResponse]]) -> list[tuple[str, Exception]]:
+    """(mechanism, -ERR or SASLFailure) per failed exchange."""
+    return [(name, failure) for name, failure in outcome.failures if isinstance(failure, Exception)]
+
+
+def _next_mechanism(failure: Union[str, ErrResponse, SASLFailure]) -> bool:
+    """POP3's rule for the shared login loop: after a mechanism's failure
+    (a malformed exchange, -ERR) the next mechanism is tried -- but not
+    after ``-ERR [AUTH]``, which says the credentials themselves were
+    refused (RFC 3206 section 4, RFC 5034 section 6): trying weaker
+    mechanisms with them only adds failed logins."""
+    return not (isinstance(failure, ErrResponse) and failure.text.upper().startswith("[AUTH]"))
 
 
 def _ask(policy: Policy, code: int, text: str) -> str:
@@ -589,43 +677,65 @@ def _ask(policy: Policy, code: int, text: str) -> str:
     return "insecure" if answer == "insecure" else "secure"
 
 
-def connect(host: Optional[str] = None, port: Optional[int] = None, *,
-            tls: Union[str, bool] = "starttls", ssl_context: Optional[ssl.SSLContext] = None,
-            tlspolicy: Policy = None, logfile: Optional[str] = None, timeout: float = 60.0) -> POP3:
+@keyword_only("port")
+def connect(host: Optional[str] = None, *, port: Optional[int] = None, usetls: bool = True,
+            tlsimport: Optional[bool] = None, ssl_context: Optional[ssl.SSLContext] = None,
+            tlspolicy: Policy = None, logfile: Optional[str] = None, timeout: float = 60.0,
+            debug: Union[bool, Callable[[str], None]] = False,
+            tls: Union[str, bool, None] = None) -> POP3:
     """Connect to a POP3 server and read its greeting.
 
-    ``host`` defaults to $MAILHOST, then localhost. ``tls``: ``"starttls"``
-    (STLS when offered, the default), ``"implicit"`` (or True: POP3S, port
-    995), ``"none"`` (or False). ``tlspolicy`` as for sendmessage: None
-    (plaintext without STLS, but no credentials of any kind are sent in
-    it), "secure" (TLS or fail), "insecure" (plaintext allowed, credentials
-    included), or a callable. ``timeout`` bounds the connect and each whole
-    response. ``logfile`` appends the conversation with passwords redacted.
-    Raises TransportError, Timeout, TLSError, TLSRequired.
+    ``host`` defaults to $MAILHOST, then localhost. The TLS options are
+    spelt as for sendmessage: ``tlsimport=None`` (the default) is implicit
+    TLS (POP3S, RFC 8314) on port 995 and STLS elsewhere; ``tlsimport=True``
+    forces implicit TLS (port 995 unless ``port`` says otherwise),
+    ``tlsimport=False`` STLS; ``usetls=False`` never uses STLS.
+    ``tlspolicy`` as for sendmessage: None (plaintext without STLS, but no
+    credentials of any kind are sent in it), "secure" (TLS or fail),
+    "insecure" (plaintext allowed, credentials included), or a callable.
+    ``timeout`` bounds the connect and each whole response. ``logfile``
+    appends the conversation with passwords redacted; ``debug`` as for
+    sendmessage: True sends the transcript to the smtpsend logger whatever
+    its level, a callable also gets each protocol line (``C:``, ``S:``). Every option is
+    keyword-only (``port`` given positionally still works, deprecated).
+
+    Deprecated (one release, a DeprecationWarning): ``tls="starttls"``,
+    ``"implicit"`` (or True), ``"none"`` (or False) -- use ``tlsimport=``
+    and ``usetls=``. Raises UsageError for contradictory options,
+    TransportError, Timeout, TLSError, TLSRequired.
     """
     host = host or os.environ.get("MAILHOST") or "localhost"
-    mode = tls if isinstance(tls, str) else ("implicit" if tls else "none")
-    if mode not in ("starttls", "implicit", "none"):
-        raise UsageError(f"tls must be 'starttls', 'implicit' or 'none', not {tls!r}")
-    if mode == "none" and tlspolicy == "secure":
-        raise UsageError("tls='none' and tlspolicy='secure' contradict each other")
-    port = port or (995 if mode == "implicit" else 110)
-    with transport_errors("connect", timeout=timeout, host=host, port=port):
+    if tls is not None:
+        mode = tls if isinstance(tls, str) else ("implicit" if tls else "none")
+        if mode not in ("starttls", "implicit", "none"):
+            raise UsageError(f"tls must be 'starttls', 'implicit' or 'none', not {tls!r}")
+        if tlsimport is not None or usetls is not True:
+            raise TypeError("pop3.connect: tls= is the old spelling of tlsimport= and usetls=; give only those")
+        warn(f"pop3.connect: tls={tls!r} is deprecated, use "
+             + {"starttls": "tlsimport=False", "implicit": "tlsimport=True", "none": "usetls=False"}[mode])
+        tlsimport, usetls = mode == "implicit", mode != "none"
+    if tlsimport and not usetls:
+        raise UsageError("tlsimport=True and usetls=False contradict each other")
+    if not usetls and tlspolicy == "secure":
+        raise UsageError("usetls=False and tlspolicy='secure' contradict each other")
+    implicit = bool(tlsimport) if tlsimport is not None else (usetls and port == 995)
+    port = port or (995 if implicit else 110)
+    with _pop3_errors(), transport_errors("connect", timeout=timeout, host=host, port=port):
         sock = socket.create_connection((host, port), timeout=timeout)
-    if mode == "implicit":
+    if implicit:
         context = ssl_context or ssl.create_default_context()
         try:
-            with transport_errors("handshake", timeout=timeout):
+            with _pop3_errors(), transport_errors("handshake", timeout=timeout):
                 sock = context.wrap_socket(sock, server_hostname=host)
         except BaseException:
             sock.close()
             raise
-    box = POP3(sock, host, timeout=timeout, ssl_context=ssl_context, logfile=logfile)
+    box = POP3(sock, host, timeout=timeout, ssl_context=ssl_context, logfile=logfile, debug=debug)
     try:
         box._greet()
-        if mode == "starttls":
+        if usetls and not implicit:
             box.stls(tlspolicy)
-        elif mode == "none":
+        elif not usetls:
             box._cleartext_allowed = tlspolicy == "insecure" or (
                 callable(tlspolicy) and _ask(tlspolicy, 0, "TLS not used") == "insecure")
     except BaseException:

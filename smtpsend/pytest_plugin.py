@@ -8,7 +8,7 @@ Fixtures:
   ``.data`` and ``.part``, a mimecompose Part).
 - ``smtp_server_factory``: call it with any of CaptureServer's options
   (``extensions=``, ``users=``, ``responses=``, ``tls_context=``,
-  ``implicit_tls=``, ``bare_lf=``, the bounds...) for more servers; all are
+  ``tlsimport=``, ``tokens=``, ``bare_lf=``, the bounds...) for more servers; all are
   stopped after the test.
 - ``smtp_messages``: the messages ``smtp_server`` received, parsed into Parts.
 

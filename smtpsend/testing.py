@@ -2,9 +2,9 @@
 
 It runs an asyncio server on a free loopback port in a thread of its own,
 records the messages it accepts, and can be told which extensions to
-offer, which credentials to accept (PLAIN, LOGIN, CRAM-MD5), to offer
-STARTTLS (or implicit TLS) with a given certificate, and how to answer
-given commands::
+offer, which credentials to accept (PLAIN, LOGIN, CRAM-MD5; OAuth bearer
+tokens with XOAUTH2 and OAUTHBEARER), to offer STARTTLS (or implicit TLS)
+with a given certificate, and how to answer given commands::
 
     from smtpsend.testing import CaptureServer
 
@@ -31,6 +31,7 @@ import asyncio
 import base64
 import binascii
 import hmac
+import json
 import re
 import secrets
 import ssl
@@ -38,6 +39,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional, TypeVar
 
+from ._deprecated import keyword_only, renamed, warn
 from ._envelope import Envelope
 
 __all__ = ["CaptureServer", "Captured", "printable"]
@@ -129,8 +131,14 @@ class CaptureServer:
     - ``extensions``: EHLO keywords to announce (STARTTLS and AUTH are added
       from ``tls_context`` and ``users``).
     - ``users``: ``{name: password}``; AUTH PLAIN, LOGIN, CRAM-MD5 then work.
+    - ``tokens``: ``{name: bearer token}``; AUTH OAUTHBEARER and XOAUTH2
+      then work. A wrong token gets the provider's error challenge (XOAUTH2:
+      ``{"status":"401",...}``; OAUTHBEARER: RFC 7628's
+      ``{"status":"invalid_token",...}``) and, after the client's answer,
+      535 5.7.8 -- as Gmail and Microsoft 365 answer an expired token.
     - ``tls_context``: a server-side SSLContext to offer STARTTLS with (or,
-      with ``implicit_tls=True``, to speak TLS from the first byte).
+      with ``tlsimport=True``, to speak TLS from the first byte, as on
+      port 465; ``implicit_tls=`` is the deprecated old name).
     - ``port``: where to listen on 127.0.0.1 (0, the default: a free port).
     - ``on_message``: called with each Captured message as it is accepted
       (in the server's thread); it sees every message, also those the ring
@@ -139,7 +147,10 @@ class CaptureServer:
       ``"STARTTLS"``, ``"MAIL"``, ``"RCPT"`` or ``"RCPT <address>"``, ``"DATA"``, ``"DOT"``
       (the final "."), e.g. ``{"RCPT bad@example.com": (550, "5.1.1 no such user")}``.
 
-    Strictness and bounds (keyword-only):
+    Every option is keyword-only but ``extensions`` (the old positional
+    forms still work, with a DeprecationWarning, for one release).
+
+    Strictness and bounds:
 
     - ``bare_lf``: ``"accept"`` (keep a bare LF in the message as it came)
       or ``"refuse"`` (550 5.5.2 for a message holding one, and for a
@@ -162,25 +173,30 @@ class CaptureServer:
     ``received`` counts every message accepted.
     """
 
-    def __init__(self, extensions: Any = DEFAULT_EXTENSIONS, users: Optional[dict[str, str]] = None,
+    @keyword_only("users", "tls_context", "responses", "hostname", "implicit_tls", "port", "on_message",
+                  leading=2)
+    def __init__(self, extensions: Any = DEFAULT_EXTENSIONS, *, users: Optional[dict[str, str]] = None,
                  tls_context: Optional[ssl.SSLContext] = None,
                  responses: Optional[dict[str, tuple[int, str]]] = None,
-                 hostname: str = "capture.localhost", implicit_tls: bool = False,
-                 port: int = 0, on_message: Optional[Callable[[Captured], None]] = None, *,
+                 hostname: str = "capture.localhost", tlsimport: bool = False,
+                 port: int = 0, on_message: Optional[Callable[[Captured], None]] = None,
                  bare_lf: str = "accept", max_line: int = MAX_LINE,
                  max_message_size: Optional[int] = None, max_recipients: int = 1000,
                  max_clients: int = 500, max_receiving: int = 256 << 20, idle_timeout: float = 300.0,
-                 keep: int = 1000, keep_octets: int = 64 << 20, keep_commands: int = 1000) -> None:
+                 keep: int = 1000, keep_octets: int = 64 << 20, keep_commands: int = 1000,
+                 tokens: Optional[dict[str, str]] = None, implicit_tls: Optional[bool] = None) -> None:
+        tlsimport = bool(renamed("CaptureServer", "implicit_tls", "tlsimport", implicit_tls, tlsimport, False))
         if bare_lf not in ("accept", "refuse"):
             raise ValueError(f"bare_lf must be 'accept' or 'refuse', not {bare_lf!r}")
-        if implicit_tls and tls_context is None:
-            raise ValueError("implicit_tls=True needs a tls_context")
+        if tlsimport and tls_context is None:
+            raise ValueError("tlsimport=True needs a tls_context")
         self.extensions = list(extensions)
         self.users = dict(users or {})
+        self.tokens = dict(tokens or {})
         self.tls_context = tls_context
         self.responses = dict(responses or {})
         self.hostname = hostname
-        self.implicit_tls = implicit_tls
+        self.tlsimport = tlsimport
         self.bare_lf = bare_lf
         self.max_line = max_line
         self.max_message_size = max_message_size or _announced_size(self.extensions) or MAX_MESSAGE
@@ -203,6 +219,12 @@ class CaptureServer:
         self._dialogues: set[_Dialogue] = set()
         self._closing = False
 
+    @property
+    def implicit_tls(self) -> bool:
+        """Deprecated: the old name of ``tlsimport``."""
+        warn("CaptureServer.implicit_tls is deprecated, use .tlsimport")
+        return self.tlsimport
+
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> "CaptureServer":
@@ -222,7 +244,7 @@ class CaptureServer:
         loop.set_exception_handler(_quiet)
 
         async def boot() -> None:
-            ssl_arg = self.tls_context if self.implicit_tls else None
+            ssl_arg = self.tls_context if self.tlsimport else None
             self._server = await asyncio.start_server(self._client, "127.0.0.1", self.port, ssl=ssl_arg)
             self.port = self._server.sockets[0].getsockname()[1]
 
@@ -312,6 +334,27 @@ class CaptureServer:
         return self.received
 
 
+def _bearer(mechanism: str, data: str) -> tuple[str, str]:
+    """(user, token) of an XOAUTH2 or OAUTHBEARER initial response (RFC
+    7628 section 3.1; XOAUTH2: ``user=U^Aauth=Bearer T^A^A``); ValueError
+    when it is malformed."""
+    fields = data.split("\x01")
+    if mechanism == "OAUTHBEARER":
+        gs2, *fields = fields
+        header = gs2.split(",")
+        if len(header) < 2 or not header[1].startswith("a="):
+            raise ValueError("no authzid in the GS2 header")
+        user = header[1][2:].replace("=2C", ",").replace("=3D", "=")
+    else:
+        if not fields[0].startswith("user="):
+            raise ValueError("no user=")
+        user, fields = fields[0][5:], fields[1:]
+    auth = [f for f in fields if f.startswith("auth=")]
+    if len(auth) != 1 or not auth[0][5:].lower().startswith("bearer "):
+        raise ValueError("no auth=Bearer")
+    return user, auth[0][12:]
+
+
 def _announced_size(extensions: list[str]) -> Optional[int]:
     for keyword in extensions:
         words = keyword.split()
@@ -349,7 +392,7 @@ class _Dialogue:
         self.server = server
         self.reader = reader
         self.writer = writer
-        self.tls = server.implicit_tls
+        self.tls = server.tlsimport
         self.user: Optional[str] = None
         self.pending: list[bytes] = []
         self.pending_size = 0
@@ -498,8 +541,10 @@ class _Dialogue:
         lines = [self.server.hostname] + list(self.server.extensions)
         if self.server.tls_context is not None and not self.tls:
             lines.append("STARTTLS")
-        if self.server.users:
-            lines.append("AUTH PLAIN LOGIN CRAM-MD5")
+        mechanisms = (["PLAIN", "LOGIN", "CRAM-MD5"] if self.server.users else []) + \
+            (["OAUTHBEARER", "XOAUTH2"] if self.server.tokens else [])
+        if mechanisms:
+            lines.append("AUTH " + " ".join(mechanisms))
         self.reset()   # RFC 5321 4.1.4: EHLO resets the transaction
         await self.reply(250, "\n".join(lines))
 
@@ -548,6 +593,15 @@ class _Dialogue:
                 user = (await ask(b"Username:")).decode("utf-8")
                 password = (await ask(b"Password:")).decode("utf-8")
                 ok = users.get(user) == password
+            elif mech in ("XOAUTH2", "OAUTHBEARER") and self.server.tokens:
+                data = base64.b64decode(initial, validate=True) if initial else await ask(b"")
+                user, token = _bearer(mech, data.decode("utf-8"))
+                ok = user in self.server.tokens and hmac.compare_digest(
+                    self.server.tokens[user].encode(), token.encode())
+                if not ok:
+                    # the provider's error challenge; the client's answer ends the exchange
+                    status = "401" if mech == "XOAUTH2" else "invalid_token"
+                    await ask(json.dumps({"status": status, "schemes": "bearer"}).encode())
             elif mech == "CRAM-MD5":
                 challenge = f"<{secrets.token_hex(8)}@{self.server.hostname}>".encode()
                 user, _, digest = (await ask(challenge)).decode("utf-8").rpartition(" ")

@@ -152,7 +152,7 @@ def assert_no_secret(obj: object, secret: str = SENTINEL, what: str = "") -> Non
 # the classes below: each is walked by find_secret when the test ends -- the
 # exceptions a test catches included, with whatever was attached to them
 # after they were raised (server, stage, attempts).
-WATCHED_CLASSES = ("Client", "POP3", "Session", "Event", "Attempt", "Plan")
+WATCHED_CLASSES = ("Client", "POP3", "Session", "Event", "Attempt", "Plan", "Transport", "AsyncTransport")
 _MADE: list[object] = []
 _MADE_LIMIT = 5_000
 _PATCHED: set[type] = set()

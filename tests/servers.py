@@ -138,16 +138,19 @@ class Conversation:
     counts anything it sends meanwhile as an unexpected command. ``errors``
     lists every mismatch; leaving the ``with`` block fails the test if there
     is one, or if the client stopped before the script did.
+
+    ``unix``: listen on a Unix socket at that path instead (``port`` is then 0).
     """
 
-    def __init__(self, script: Sequence[Step]) -> None:
+    def __init__(self, script: Sequence[Step], unix: Optional[str] = None) -> None:
         self.script = list(script)
         self.errors: list[str] = []
         self.done = 0                       # steps played
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.path = unix
+        self.sock = socket.socket(socket.AF_UNIX) if unix else socket.socket()
+        self.sock.bind(unix or ("127.0.0.1", 0))
         self.sock.listen(1)
-        self.port: int = self.sock.getsockname()[1]
+        self.port: int = 0 if unix else self.sock.getsockname()[1]
         self._stop = Stop()
         self.thread = threading.Thread(target=self._serve, daemon=True)
 

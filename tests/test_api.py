@@ -71,7 +71,7 @@ def test_header_mapping_is_its_items_everywhere(capture):
     assert smtpsend.transmitted(bare, header=fixed) == smtpsend.transmitted(bare, header=list(fixed.items()))
     before = len(capture.messages)
     smtpsend.sendmessage(bare, servers="localhost", ports=capture.port, header=fixed)
-    with smtpsend.connect("localhost", capture.port) as client:
+    with smtpsend.connect("localhost", port=capture.port) as client:
         client.sendmessage(bare, header=fixed)
     first, second = capture.messages[before:]
     assert first.data == second.data
@@ -94,7 +94,7 @@ def test_header_of_the_wrong_shape_is_a_type_error_everywhere(bad, capture):
     for call in calls:
         with pytest.raises(TypeError):
             call()
-    with smtpsend.connect("localhost", capture.port) as client:
+    with smtpsend.connect("localhost", port=capture.port) as client:
         with pytest.raises(TypeError):
             client.sendmessage(part, header=bad)
     assert len(capture.messages) == before
@@ -141,7 +141,7 @@ def test_delivery_is_accepted_by_every_send(capture):
     delivery = smtpsend.Delivery(ret="HDRS", envid="run-7", notify="FAILURE")
     before = len(capture.messages)
     smtpsend.sendmessage(part, servers=["localhost"], ports=[capture.port], delivery=delivery)
-    with smtpsend.connect("localhost", capture.port) as client:
+    with smtpsend.connect("localhost", port=capture.port) as client:
         client.sendmessage(part, delivery=delivery)
     import asyncio
     asyncio.run(smtpsend.asendmessage(part, servers=["localhost"], ports=[capture.port], delivery=delivery))
@@ -161,7 +161,7 @@ def test_delivery_excludes_the_individual_options(capture):
     for clash in (dict(ret="FULL"), dict(notify="SUCCESS"), dict(atleastone=True), dict(priority=1)):
         with pytest.raises(smtpsend.UsageError, match="exclude each other"):
             smtpsend.sendmessage(part, servers=["localhost"], ports=[capture.port], delivery=delivery, **clash)
-        with smtpsend.connect("localhost", capture.port) as client:
+        with smtpsend.connect("localhost", port=capture.port) as client:
             with pytest.raises(smtpsend.UsageError, match="exclude each other"):
                 client.sendmessage(part, delivery=delivery, **clash)
     with pytest.raises(TypeError):

@@ -123,7 +123,7 @@ def test_pop3_stls_response_injection_discarded(server_tls, client_tls):
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    box = pop3.connect("localhost", listener.getsockname()[1], ssl_context=client_tls, timeout=5)
+    box = pop3.connect("localhost", port=listener.getsockname()[1], ssl_context=client_tls, timeout=5)
     assert box.noop() == "real answer"
     box.close()
     thread.join(5)
@@ -245,7 +245,7 @@ def test_pop3_log_never_shows_the_password(tmp_path):
               ("C", f"PASS {SENTINEL}\r\n".encode()), ("S", b"-ERR no\r\n"),
               ("C", b"APOP u "), ("CLOSE",)]
     with Conversation(script[:-1] + [("CLOSE",)]) as server:
-        box = pop3.connect("127.0.0.1", server.port, tls="none", tlspolicy="insecure", logfile=str(log), timeout=2)
+        box = pop3.connect("127.0.0.1", port=server.port, usetls=False, tlspolicy="insecure", logfile=str(log), timeout=2)
         with pytest.raises(smtpsend.SMTPError) as info:
             box.login("u", SENTINEL)
         box.close()
@@ -289,7 +289,7 @@ def test_pop3_endless_response_is_capped():
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    box = pop3.connect("127.0.0.1", listener.getsockname()[1], timeout=5)
+    box = pop3.connect("127.0.0.1", port=listener.getsockname()[1], timeout=5)
     box.max_octets = 1 << 20
     with pytest.raises(smtpsend.RemoteProtocolError, match="longer than"):
         box.retr(1)
@@ -319,7 +319,7 @@ def test_bcc_is_disclosed_by_no_path():
     with CaptureServer() as server:
         for message, options in sources:
             smtpsend.sendmessage(message, servers=["localhost"], ports=[server.port], **options)
-        with smtpsend.connect("localhost", server.port) as client:
+        with smtpsend.connect("localhost", port=server.port) as client:
             client.mail("a@example.com")
             client.rcpt("b@example.com")
             assert client.data(mimecompose.compose("x", header=FROM_TO + [("Bcc", hidden)])).code == 250
@@ -516,7 +516,7 @@ def test_no_object_or_error_of_a_login_shows_the_secret_even_in_base64(mechanism
     wire (conftest.find_secret walks vars(), slots, exception links)."""
     from conftest import assert_no_secret
     with CaptureServer(tls_context=server_tls, users={"user": SENTINEL}) as server:
-        with smtpsend.connect("localhost", server.port, ssl_context=client_tls, username="user",
+        with smtpsend.connect("localhost", port=server.port, ssl_context=client_tls, username="user",
                               password=SENTINEL, mechanisms=[mechanism]) as smtp:
             assert_no_secret(smtp, what=f"the Client after {mechanism}")
             smtp.login("user", SENTINEL)
@@ -528,3 +528,33 @@ def test_no_object_or_error_of_a_login_shows_the_secret_even_in_base64(mechanism
                                  mechanisms=[mechanism])
     assert isinstance(info.value.attempts[0].error, smtpsend.AuthenticationError)
     assert_no_secret(info.value, what=f"the error of a refused {mechanism}")
+
+
+# ---------------------------------------------------------------- server URLs (issue 18)
+
+@pytest.mark.parametrize("url", [
+    "smtp://u%0D%0AMAIL%20FROM:<x>@{host}",               # CR LF in the user name, encoded
+    "smtp://u:p%0AQUIT@{host}",                            # LF in the password
+    "smtp://u:p%00@{host}",                                # NUL in the password
+    "smtp://{host}?mechanisms=PLAIN%0D%0ARSET",            # CR LF in an option
+    "smtp://{host}?timeout=1%0D%0A",
+    "smtp://{host}\r\nRSET",                               # as they are
+])
+def test_a_url_cannot_inject_commands(url):
+    """CR, LF and NUL in a server URL, percent-encoded or not, are refused
+    before anything connects: no byte of them reaches a server."""
+    with CaptureServer(users={"u": "p"}) as server:
+        entry = url.format(host=f"127.0.0.1:{server.port}")
+        with pytest.raises(smtpsend.UsageError, match="control character"):
+            smtpsend.sendmessage(b"From: a@example.com\r\nTo: b@example.com\r\n\r\nx\r\n", servers=[entry])
+        with pytest.raises(smtpsend.UsageError, match="control character"):
+            smtpsend.connect(entry)
+        assert server.commands == [] and server.messages == []
+
+
+def test_lmtp_unix_socket_path_cannot_smuggle_commands():
+    # a servers= entry that is a Unix socket's path reaches no socket call with CR, LF or NUL in it
+    part = mimecompose.compose("x", header={"From": "a@x.org", "To": "b@y.org"})
+    for path in ("/run/lmtp\r\nRCPT TO:<evil@x.org>", "/run/lmtp\nx", "/run/\0lmtp"):
+        with pytest.raises(smtpsend.UsageError):
+            smtpsend.sendmessage(part, servers=[path], protocol="lmtp")

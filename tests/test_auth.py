@@ -292,7 +292,7 @@ def test_credentials_that_cannot_be_sent_are_refused_before_connecting(credentia
             smtpsend.sendmessage(part(), servers=["127.0.0.1"], ports=[server.port], tlspolicy="insecure",
                                  **credentials)
         with pytest.raises(smtpsend.UsageError):
-            smtpsend.connect("127.0.0.1", server.port, tlspolicy="insecure", **credentials)
+            smtpsend.connect("127.0.0.1", port=server.port, tlspolicy="insecure", **credentials)
         assert server.connections == 0
     error = info.value
     assert f"{name}=" in str(error)
@@ -311,7 +311,7 @@ def test_the_mechanisms_refuse_separators_too():
 
 def test_login_checks_the_credentials_before_sending(server_tls, client_tls):
     with CaptureServer(tls_context=server_tls, users={"u": "pw"}) as server:
-        with smtpsend.connect("localhost", server.port, ssl_context=client_tls) as smtp:
+        with smtpsend.connect("localhost", port=server.port, ssl_context=client_tls) as smtp:
             with pytest.raises(smtpsend.UsageError):
                 smtp.login("u", "pw\udc80")
             smtp.login("u", "pw")

@@ -80,7 +80,7 @@ def _parts(n, bad=None):
 def test_client_sendmessages(extensions):
     options = {} if extensions is None else {"extensions": extensions}
     with CaptureServer(responses={"RCPT nobody@example.com": (550, "5.1.1 no")}, **options) as server:
-        with smtpsend.connect("localhost", server.port) as smtp:
+        with smtpsend.connect("localhost", port=server.port) as smtp:
             outcomes = smtp.sendmessages(_parts(50, bad="nobody@example.com"))
         assert len(server.messages) == 49
         assert isinstance(outcomes[3], smtpsend.RecipientsRefused) and outcomes[3].port == server.port
@@ -94,7 +94,7 @@ def test_sendmessages_to_postfix(rig):
     tag = uuid.uuid4().hex[:8]
     parts = [mimecompose.compose(f"bulk {i}", header=[("From", "bob@example.test"), ("To", "alice@example.test"),
                                                     ("Subject", f"bulk-{tag}-{i}")]) for i in range(20)]
-    with smtpsend.connect("localhost", rig.ports["smtp"], ssl_context=rig.context) as smtp:
+    with smtpsend.connect("localhost", port=rig.ports["smtp"], ssl_context=rig.context) as smtp:
         assert smtp.sendmessages(parts) == [[]] * 20
     from test_realserver import fetch
     assert len(fetch(rig, f"bulk-{tag}-")) == 20

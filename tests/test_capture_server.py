@@ -5,6 +5,9 @@ and a clean stop with clients still connected."""
 
 import asyncio
 import base64
+import io
+import inspect
+import json
 import re
 import socket
 import subprocess
@@ -361,12 +364,72 @@ def test_display_escapes_envelope_and_body(server):
 @pytest.mark.parametrize("implicit", [False, True], ids=["starttls", "implicit"])
 def test_tls_and_users_options(server_tls, client_tls, implicit):
     part = mimecompose.compose("x", header=[("From", "a@example.com"), ("To", "b@example.com")])
-    with CaptureServer(tls_context=server_tls, implicit_tls=implicit, users={"u": "pw"}) as server:
+    with CaptureServer(tls_context=server_tls, tlsimport=implicit, users={"u": "pw"}) as server:
         smtpsend.sendmessage(part, servers=["localhost"], ports=[server.port], ssl_context=client_tls,
                              tlsimport=implicit, username="u", password="pw", timeout=10)
         assert server.messages[0].authenticated_as == "u"
-    with pytest.raises(ValueError):
-        CaptureServer(implicit_tls=True)
+    with pytest.raises(ValueError, match="tlsimport=True needs a tls_context"):
+        CaptureServer(tlsimport=True)
+
+
+def test_serve_tls_implicit_is_the_deprecated_spelling_of_tlsimport():
+    from smtpsend import cli
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.main(["serve", "--port", "0", "--tls-implicit"], stdout=out, stderr=err) == 64
+    assert "--tls-implicit is deprecated, use --tlsimport" in err.getvalue()
+    assert "--tls-key and --tlsimport need --tls-cert" in err.getvalue()   # and it means --tlsimport
+
+
+def test_implicit_tls_is_the_deprecated_name_of_tlsimport(server_tls):
+    with pytest.warns(DeprecationWarning, match="implicit_tls= is deprecated, use tlsimport="):
+        server = CaptureServer(tls_context=server_tls, implicit_tls=True)
+    assert server.tlsimport is True
+    with pytest.warns(DeprecationWarning, match="use .tlsimport"):
+        assert server.implicit_tls is True
+    with pytest.raises(TypeError, match="give only tlsimport="):
+        CaptureServer(tls_context=server_tls, implicit_tls=True, tlsimport=True)
+
+
+def test_options_after_extensions_are_keyword_only_and_the_old_positions_deprecated(server_tls):
+    assert [p.kind for p in list(inspect.signature(CaptureServer).parameters.values())[1:]] == \
+        [inspect.Parameter.KEYWORD_ONLY] * (len(inspect.signature(CaptureServer).parameters) - 1)
+    with pytest.warns(DeprecationWarning, match="pass users=, tls_context= by keyword"):
+        server = CaptureServer(["PIPELINING"], {"u": "pw"}, server_tls)
+    assert (server.extensions, server.users, server.tls_context) == (["PIPELINING"], {"u": "pw"}, server_tls)
+    with pytest.raises(TypeError, match="multiple values for argument 'users'"):
+        CaptureServer(["PIPELINING"], {"u": "pw"}, users={})
+    with pytest.raises(TypeError, match="positional"):
+        CaptureServer(*range(10))
+
+
+def _auth(mechanism: str, initial: bytes) -> str:
+    return f"AUTH {mechanism} {base64.b64encode(initial).decode()}\r\n"
+
+
+@pytest.mark.parametrize("mechanism,right,wrong,answer,status", [
+    ("XOAUTH2", b"user=u\x01auth=Bearer tok\x01\x01", b"user=u\x01auth=Bearer old\x01\x01", b"", "401"),
+    ("OAUTHBEARER", b"n,a=u,\x01auth=Bearer tok\x01\x01", b"n,a=u,\x01auth=Bearer old\x01\x01", b"\x01",
+     "invalid_token"),
+])
+def test_bearer_tokens_and_the_providers_error_for_a_wrong_one(mechanism, right, wrong, answer, status):
+    with CaptureServer(tokens={"u": "tok"}) as server, socket.create_connection((server.host, server.port), 5) as s:
+        f = s.makefile("rwb")
+
+        def say(line: str) -> bytes:
+            f.write(line.encode())
+            f.flush()
+            return f.readline()
+        f.readline()
+        f.write(b"EHLO c\r\n")
+        f.flush()
+        ehlo = [f.readline() for _ in range(len(server.extensions) + 2)]
+        assert ehlo[-1] == b"250 AUTH OAUTHBEARER XOAUTH2\r\n"
+        challenge = say(_auth(mechanism, wrong))
+        assert challenge.startswith(b"334 ")
+        assert json.loads(base64.b64decode(challenge[4:])) == {"status": status, "schemes": "bearer"}
+        assert say(base64.b64encode(answer).decode() + "\r\n").startswith(b"535 5.7.8")
+        assert say(_auth(mechanism, right)).startswith(b"235 ")
+        assert say(_auth(mechanism, b"garbage")).startswith(b"501 ")   # malformed: not a crash
 
 
 # ---------------------------------------------------------------- stopping

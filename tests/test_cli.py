@@ -26,7 +26,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # an empty home: no ~/.netrc, ~/.msmtprc or ~/.config of the machine's user leaks into a test
 EMPTY_HOME = tempfile.TemporaryDirectory(prefix="smtpsend-test-home-")
-OWN_VARIABLES = ("SMTPSEND_PASSWORD", "SMTPSEND_USER", "SMTPSEND_FROM", "SMTPSEND_SERVER", "XDG_CONFIG_HOME")
+OWN_VARIABLES = ("SMTPSEND_PASSWORD", "SMTPSEND_USER", "SMTPSEND_FROM", "SMTPSEND_SERVER", "XDG_CONFIG_HOME",
+                 "SMTPSEND_URL", "SMTPSEND_TLSPOLICY", "SMTPSEND_CAFILE", "SMTPSEND_TIMEOUT", "SMTPSEND_CLIENT")
 
 
 def environment(env=None, home=None, config=None, sysconfig=None):

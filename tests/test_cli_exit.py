@@ -350,3 +350,18 @@ def test_exit_status(status, when, tmp_path, monkeypatch):
         if status:
             assert err.startswith("smtpsend: ") or "usage:" in err, err
     assert SCENARIOS.get(when), f"no scenario triggers {when!r}"
+
+
+@scenario("configuration: DKIM signing asked for (`--dkim-key`, `dkim_key`) and the `cryptography` package "
+          "(the dkim extra) not installed")
+def dkim_without_cryptography(ctx):
+    # a package of that name that fails to import, ahead of site-packages
+    stub = ctx.tmp_path / "hidden" / "cryptography"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text("raise ImportError('hidden for the test')\n")
+    with CaptureServer() as s:
+        result = run(["-t", *at(s), "--dkim-domain", "example.com", "--dkim-selector", "s", "--dkim-key", "k.pem"],
+                     SIMPLE, env={"PYTHONPATH": os.pathsep.join([str(stub.parent), environment()["PYTHONPATH"]])})
+        assert s.commands == []
+    assert b"pip install 'mimecompose-smtpsend[dkim]'" in result.stderr
+    return result

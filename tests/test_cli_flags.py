@@ -126,7 +126,7 @@ def pem(ca, tmp_path):
 @pytest.mark.parametrize("implicit", [False, True], ids=["starttls", "implicit"])
 def test_serve_with_tls_and_auth(pem, implicit):
     server = Serve("--tls-cert", pem["cert"], "--tls-key", pem["key"], "--user", "alice:test-pw",
-                   *(["--tls-implicit"] if implicit else []))
+                   *(["--tlsimport"] if implicit else []))
     try:
         assert ("implicit TLS" if implicit else "STARTTLS") in server.banner and "AUTH for 1 user" in server.banner
         send = ["-t", "--server", f"localhost:{server.port}", "--cafile", pem["ca"], "--user", "alice", "--trace",
@@ -161,6 +161,7 @@ def test_serve_keeps_client_escape_sequences_off_the_terminal():
 
 @pytest.mark.parametrize("args,message", [
     (["--tls-key", "/nonexistent/key.pem"], b"need --tls-cert"),
+    (["--tlsimport"], b"need --tls-cert"),
     (["--tls-implicit"], b"need --tls-cert"),
     (["--tls-cert", "/nonexistent/cert.pem"], b"cannot load"),
     (["--user", "alice"], b"NAME:PASSWORD"),

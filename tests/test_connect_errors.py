@@ -56,9 +56,10 @@ def first_actions(servers, **options):
     arguments.pop("ssl_context")
     checked = plan(**arguments)
     seen = []
-    for host, port, implicit in checked.targets:
-        session = Session(host=host, port=port, implicit_tls=implicit, **checked.session_options)
-        seen.append((port, type(next(session.open())).__name__))
+    for target in checked.targets:
+        session = Session(host=target.host, port=target.port, implicit_tls=target.implicit_tls,
+                          **checked.session_options)
+        seen.append((target.port, type(next(session.open())).__name__))
     return seen
 
 
@@ -89,7 +90,7 @@ def test_a_tls_server_on_a_port_treated_as_plaintext(driver, server_tls, client_
     # the server waits for a ClientHello; the client, after GREETING_QUIET (here half of
     # timeout=6) without a greeting, says NOOP and the TLS server hangs up: long before
     # the greeting timeout, and the error says what to pass
-    with CaptureServer(tls_context=server_tls, implicit_tls=True) as server:
+    with CaptureServer(tls_context=server_tls, tlsimport=True) as server:
         error, attempt = failure(driver, servers=["localhost"], ports=[server.port], ssl_context=client_tls,
                                  timeout=6)
     assert attempt.stage == "greeting" and attempt.error.reason == "implicit-tls"
@@ -208,7 +209,7 @@ def test_errors_without_advice_have_no_hint_line():
 def test_a_connect_error_raised_directly_ends_with_its_hint():
     port = free_port()
     with pytest.raises(smtpsend.TransportError) as info:
-        smtpsend.connect("127.0.0.1", port)
+        smtpsend.connect("127.0.0.1", port=port)
     assert hint_line(info.value).startswith("hint: nothing accepts connections")
 
 

@@ -184,7 +184,7 @@ def test_sending_a_parsed_attachment_holds_no_decoded_copy(tmp_path):
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    # the message itself is kept (it is under 8 MiB) plus blocks in flight;
+    # the message (about 4 MiB: kept, or measured and serialised again) plus blocks in flight;
     # decoding the attachment to learn its size cost five times more
     assert sink.count > size and peak < size + (2 << 20), (peak, size)
 
@@ -247,3 +247,164 @@ def test_a_finalized_part_is_refused_before_anything_is_measured():
         part.finalize()
         with pytest.raises(mimecompose.MimeError, match="finalized"):
             MessageData.from_part(part)
+
+
+# ---------------------------------------------------------------- CRLF once, not three times (issue 16)
+
+def _bare_break(octets):
+    """True when ``octets`` has a CR or LF that is not part of a CRLF."""
+    return not (octets.count(b"\r") == octets.count(b"\n") == octets.count(b"\r\n"))
+
+
+_BODIES = [b"a\nb\rc\r\nd", b"\n.\r.\n", b"x\r", b"\r\n\r\r\n\n", "\u00e9\nx\r".encode(), b"\x00\n\r", b"plain"]
+_TYPES = ["text/plain", "application/octet-stream", "message/rfc822", "image/png"]
+_ENCODINGS = [None, "7bit", "8bit", "quoted-printable", "base64"]
+
+
+def _parts():
+    """Built leaves of every type and encoding over bodies with bare CR and
+    LF, each also inside a multipart, and each message parsed back with LF,
+    CR and CRLF line breaks."""
+    for body in _BODIES:
+        for ctype in _TYPES:
+            for encoding in _ENCODINGS:
+                try:
+                    leaf = mimecompose.initialize(ctype, string=body, encoding=encoding)
+                    yield leaf
+                    outer = mimecompose.initialize("multipart/mixed", parts=[leaf])
+                    yield outer
+                    octets = outer.buildmessage()
+                except (mimecompose.MimeError, ValueError):
+                    continue   # a combination the composer refuses
+                for newline in (b"\n", b"\r", b"\r\n"):
+                    try:
+                        yield mimecompose.initialize(string=octets.replace(b"\r\n", newline))
+                    except (mimecompose.MimeError, ValueError):
+                        pass
+
+
+def test_iterbytes_is_crlf_wherever_the_scan_says_so():
+    # the claim MessageData relies on to skip normalising: for every part
+    # that _scan() calls safe, every form iterbytes() writes is CRLF only
+    safe = unsafe = 0
+    for part in _parts():
+        binary, crlf = smtpsend._data._scan(part)
+        if binary:
+            continue
+        forms = [b"".join(part.iterbytes()), b"".join(part.iterbytes(add=[("X-A", "b")], omit={"bcc"}))]
+        try:
+            forms.append(b"".join(part.iterbytes(seven_bit=True)))
+        except (mimecompose.MimeError, ValueError):
+            pass
+        if crlf:
+            safe += 1
+            assert not any(_bare_break(form) for form in forms), part.buildmessage()[:200]
+        else:
+            unsafe += 1
+        # and whatever the scan says, what is sent is CRLF only
+        data = MessageData.from_part(part)
+        assert not _bare_break(b"".join(data.chunks()))
+        assert not _bare_break(b"".join(data.seven_bit().chunks()))
+        assert not _bare_break(b"".join(data_blocks(data.chunks())))
+    assert safe > 100 and unsafe > 10, (safe, unsafe)
+
+
+def test_a_built_octet_stream_with_bare_breaks_is_still_normalised():
+    # iterbytes() writes a 7bit/8bit non-text body as given: MessageData
+    # must not take it as CRLF (issue 16's shortcut would have sent bare LF)
+    leaf = mimecompose.initialize("application/octet-stream", string=b"x\n.y\rz\n", encoding="7bit")
+    assert _bare_break(leaf.buildmessage())
+    assert smtpsend._data._scan(leaf) == (False, False)
+    wire = bytes(send(MessageData.from_part(leaf), Sink((220, "mx"), (250, "mx"), (250, "ok"), (250, "ok"),
+                                                        (354, "go"), (250, "ok"), (221, "bye"))).written)
+    assert b"\r\n\r\nx\r\n..y\r\nz\r\n.\r\n" in wire and not _bare_break(wire)
+
+
+def test_a_preamble_with_a_bare_break_is_still_normalised():
+    outer = mimecompose.initialize("multipart/mixed", parts=[mimecompose.initialize(string="hi")])
+    outer.preamble = b"one\ntwo"
+    assert smtpsend._data._scan(outer) == (False, False)
+    octets = b"".join(MessageData.from_part(outer).chunks())
+    assert b"one\r\ntwo" in octets and not _bare_break(octets)
+    outer.preamble = b"one\r\ntwo"
+    assert smtpsend._data._scan(outer) == (False, True)
+
+
+def test_a_safe_part_is_not_normalised_again(monkeypatch):
+    # a base64 file attachment: no LineBreakNormalizer over the serialised
+    # message, neither while measuring nor in the dot-stuffer
+    part = mimecompose.initialize("multipart/mixed", parts=[
+        mimecompose.initialize(string="text\n.dot\n"),
+        mimecompose.initialize("application/octet-stream", string=os.urandom(5000))])
+    expected = b"".join(MessageData.from_part(part).chunks())
+    fed = []
+
+    class Counted(mimecompose.LineBreakNormalizer):   # only smtpsend._data's own normalisers
+        def feed(self, data):
+            fed.append(len(data))
+            return super().feed(data)
+
+    monkeypatch.setattr(smtpsend._data, "LineBreakNormalizer", Counted)
+    data = MessageData.from_part(part)
+    wire = b"".join(data_blocks(data.chunks()))
+    assert fed == [] and unstuffed(wire) == expected and b"\r\n..dot\r\n" in wire
+
+
+def test_raw_chunks_and_binary_data_are_normalised_by_data_blocks():
+    # a plain iterable is normalised as before; so is binary MessageData
+    # (never sent by DATA, but bare LF must not reach the wire if it were)
+    assert b"".join(data_blocks([b"a\n.b\r", b"\nc"])) == b"a\r\n..b\r\nc\r\n.\r\n"
+    binary = MessageData(lambda: iter([b"Subject: t\r\n\r\n\x00\n.x"]), binary=True)
+    assert not isinstance(binary.chunks(), smtpsend._data.CRLFChunks)
+    assert b"".join(data_blocks(binary.chunks())) == b"Subject: t\r\n\r\n\x00\r\n..x\r\n.\r\n"
+
+
+@given(st.lists(st.sampled_from([b"\r\n", b".", b"..", b"a", b"\r\n.", b".\r\n"]), max_size=30),
+       st.lists(st.integers(0, 60), max_size=6))
+def test_normalised_dot_stuffing_matches_the_normalising_one(pieces, cuts):
+    # the block-boundary cases: a "." that starts a chunk after a chunk that
+    # ended a line, a CRLF split between chunks, the very first line
+    octets = b"".join(pieces)
+    cuts = sorted(c for c in cuts if c <= len(octets))
+    chunks = [octets[a:b] for a, b in zip([0] + cuts, cuts + [len(octets)])]
+    plain, fast = smtpsend._data.DotStuffer(), smtpsend._data.DotStuffer(normalised=True)
+    slow_out = b"".join(plain.feed(c) for c in chunks) + plain.finish()
+    fast_out = b"".join(fast.feed(c) for c in chunks) + fast.finish()
+    assert fast_out == slow_out
+    assert unstuffed(fast_out) == octets + (b"" if octets.endswith(b"\r\n") or not octets else b"\r\n")
+
+
+def test_a_safe_part_still_gets_its_final_crlf():
+    leaf = mimecompose.initialize("application/octet-stream", string=b"\x01\x02", encoding="base64")
+    assert smtpsend._data._scan(leaf) == (False, True)
+    assert not leaf.buildmessage().endswith(b"\n")
+    data = MessageData.from_part(leaf)
+    assert b"".join(data.chunks()).endswith(b"\r\n") and data.size == len(b"".join(data.chunks()))
+
+
+def test_a_small_message_is_kept_as_one_chunk():
+    data = MessageData(lambda: iter([b"Subject: t\r\n", b"X: y\r\n\r\n", b"body\r\n"]))
+    assert list(data.chunks()) == [b"Subject: t\r\nX: y\r\n\r\nbody\r\n"]
+    assert data.size == 26 and data.head == b"Subject: t\r\nX: y\r\n\r\nbody\r\n" and not data.eightbit
+
+
+def test_a_message_over_keep_is_measured_whole(monkeypatch):
+    # above _KEEP the chunks after the kept ones are still counted, checked
+    # for 8-bit octets and folded into the CRC that the send is checked by
+    monkeypatch.setattr(smtpsend._data, "_KEEP", 100)
+    chunks = [b"Subject: t\r\n\r\n"] + [b"a" * 60 + b"\r\n"] * 5 + ["\u00e9\r\n".encode()]
+    data = MessageData(lambda: iter(chunks))
+    assert data._kept is None and data.eightbit and data.size == sum(map(len, chunks))
+    assert b"".join(data.chunks()) == b"".join(chunks)
+
+
+def test_plan_shares_the_plain_delivery_but_not_set_options():
+    from smtpsend._failover import plan
+    part = mimecompose.initialize(string="hi", header=[("From", "a@x.org"), ("To", "b@y.org")])
+    plain = plan(part).options
+    assert plan(part).options is plain and plain == smtpsend.Delivery()
+    assert plan(part, atleastone=True).options == smtpsend.Delivery(atleastone=True)
+    assert plan(part, atleastone=True, ret="HDRS").options == smtpsend.Delivery(atleastone=True, ret="HDRS")
+    assert plan(part, priority=3).options.priority == 3 and plan(part).options is plain
+    given = smtpsend.Delivery(envid="x")
+    assert plan(part, delivery=given).options is given

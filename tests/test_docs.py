@@ -134,8 +134,8 @@ def test_dry_run_checks_what_the_real_call_checks(monkeypatch):
         dry(part, servers=["mail.example.com"], header=[("X-A", "a\r\nBcc: evil@example.com")])
     assert dry(part, servers=["mail.example.com", "backup.example.com:2525"], ports=[465]) == []
     [plan] = dry.plans
-    assert [target[:2] for target in plan.targets] == [("mail.example.com", 465),
-                                                      ("backup.example.com", 2525)]
+    assert [(target.host, target.port) for target in plan.targets] == [("mail.example.com", 465),
+                                                                        ("backup.example.com", 2525)]
     assert plan.prepared.envelope == smtpsend.Envelope("a@example.com", ["b@example.com"])
     with monkeypatch.context() as patch:
         _guard(patch)

@@ -268,7 +268,7 @@ def test_bcc_is_never_on_the_wire(capture, way, name):
     elif way == "bytes":
         smtpsend.sendmessage(part.buildmessage(), **where)
     else:
-        with smtpsend.connect("localhost", capture.port) as client:
+        with smtpsend.connect("localhost", port=capture.port) as client:
             if way == "Client.sendmessage":
                 client.sendmessage(part)
             elif way == "Client.sendmessages":

@@ -11,6 +11,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "fuzz"))
 from targets import TARGETS  # noqa: E402
 
 SEEDS = {
+    "pop3_sasl": [b"\x00" + b'{"status":"401"}' + b"\n\x04\n\x00r=abc,s=c2FsdA==,i=4096\n\x03",
+                  b"\x06not base64\n\x05"],
+    "server_url": [b"smtps://u%40x:p%3Aw@[::1]:2525?tlspolicy=secure&timeout=10&mechanisms=PLAIN",
+                   b"lmtp+unix:///run/dovecot/lmtp?timeout=2", b"smtp+starttls://h.example:587/"],
     "reply_parser": [b"250-a\r\n250 b\r\n", b"220 x\n", b"5"],
     "ehlo_parser": [b"mx\nPIPELINING\nSIZE 10\nAUTH=LOGIN PLAIN"],
     "address_parser": [b'"a, b" <c@d>, G: e@f, (x) g@h;', b"<@r:a@b>"],

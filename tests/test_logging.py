@@ -63,7 +63,7 @@ def test_info_for_every_message_sent(records):
 
 def test_info_for_a_message_sent_over_connect(records):
     with CaptureServer() as server:
-        with smtpsend.connect("localhost", server.port) as smtp:
+        with smtpsend.connect("localhost", port=server.port) as smtp:
             smtp.sendmessage(part())
             smtp.sendmessage(part())
     assert len(records.at(logging.INFO)) == 2

@@ -139,7 +139,7 @@ def test_credentials_not_sent_without_tls():
 
 
 def test_implicit_tls(server_tls, client_tls):
-    with CaptureServer(tls_context=server_tls, implicit_tls=True, users={"user": PASSWORD}) as server:
+    with CaptureServer(tls_context=server_tls, tlsimport=True, users={"user": PASSWORD}) as server:
         smtpsend.sendmessage(message(), servers=["localhost"], ports=[server.port], tlsimport=True,
                              ssl_context=client_tls, username="user", password=PASSWORD)
         assert server.messages[0].authenticated_as == "user"

@@ -4,6 +4,7 @@ then the real thing against Dovecot (and Postfix to put mail there)."""
 import base64
 import hashlib
 import hmac
+import inspect
 import io
 import logging
 import re
@@ -28,8 +29,7 @@ NO_STLS = [("C", b"CAPA\r\n"), ("S", b"+OK\r\nUSER\r\nUIDL\r\nTOP\r\n.\r\n")]
 
 
 def open_box(server, **kwargs):
-    kwargs.setdefault("tls", "starttls")
-    return pop3.connect("127.0.0.1", server.port, timeout=5, **kwargs)
+    return pop3.connect("127.0.0.1", port=server.port, timeout=5, **kwargs)
 
 
 def test_apop_digest_rfc1939_example():
@@ -77,7 +77,7 @@ def test_sasl_in_plaintext_with_opt_in():
 @pytest.mark.parametrize("how", ["login", "apop"])
 def test_bad_credentials_named_never_shown(how, user, password, named):
     with Conversation([("S", GREETING), ("C", b"NOOP\r\n"), ("S", b"+OK\r\n"), ("CLOSE",)]) as server:
-        box = open_box(server, tls="none", tlspolicy="insecure")
+        box = open_box(server, usetls=False, tlspolicy="insecure")
         with pytest.raises(smtpsend.UsageError) as info:
             getattr(box, how)(user, password)
         error = info.value
@@ -96,7 +96,7 @@ def test_user_pass_with_opt_in_and_apop_fallback(tmp_path):
               ("S", b"-ERR [AUTH] Authentication failed.\r\n"),
               ("C", b"APOP u " + digest + b"\r\n"), ("S", b"+OK logged in\r\n"), ("CLOSE",)]
     with Conversation(script) as server:
-        box = open_box(server, tls="none", tlspolicy="insecure", logfile=str(log))
+        box = open_box(server, usetls=False, tlspolicy="insecure", logfile=str(log))
         assert box.login("u", "pw") == "logged in"
         box.close()
     text = log.read_text()
@@ -108,7 +108,7 @@ def test_login_failure_lists_each_method():
     script = [("S", b"+OK ready\r\n"), ("C", b"USER u\r\n"), ("S", b"+OK\r\n"), ("C", b"PASS pw\r\n"),
               ("S", b"-ERR [AUTH] Authentication failed.\r\n"), ("CLOSE",)]
     with Conversation(script) as server:
-        box = open_box(server, tls="none", tlspolicy="insecure")
+        box = open_box(server, usetls=False, tlspolicy="insecure")
         with pytest.raises(pop3.AuthenticationFailed) as info:
             box.login("u", "pw")
         assert [m for m, _ in info.value.errors] == ["USER/PASS"]
@@ -123,7 +123,7 @@ def test_netrc_credentials(tmp_path, monkeypatch):
     script = [("S", b"+OK ready\r\n"), ("C", b"USER fromnetrc\r\n"), ("S", b"+OK\r\n"),
               ("C", b"PASS netrcpw\r\n"), ("S", b"+OK\r\n"), ("CLOSE",)]
     with Conversation(script) as server:
-        box = open_box(server, tls="none", tlspolicy="insecure")
+        box = open_box(server, usetls=False, tlspolicy="insecure")
         box.login()
         box.close()
 
@@ -155,11 +155,11 @@ def test_mailbox_commands():
             assert box.list(2) == 200
             assert box.uidl() == {1: "whqtswO00WBw418f9t5JxYwZ", 2: "QhdPYR:00WBw1Ph7x7"}
             assert box.uidl(1) == "whqtswO00WBw418f9t5JxYwZ"
-            assert box.retr(1, raw=True) == b"Subject: hi\r\n\r\n.dot-stuffed line\r\nbody\r\n"
+            assert box.retr_bytes(1) == b"Subject: hi\r\n\r\n.dot-stuffed line\r\nbody\r\n"
             part = box.retr(1)
             assert part.getheader("Subject") == ["hi"] and part.getbody() == b".dot-stuffed line\r\nbody\r\n"
             sink = io.BytesIO()
-            assert box.retr(1, fileobj=sink) == len(sink.getvalue())
+            assert box.retr_to(1, sink) == len(sink.getvalue())
             assert box.headers(1).getheader("Subject") == ["hi"]
             with pytest.raises(pop3.ErrResponse) as info:
                 box.last()
@@ -192,7 +192,7 @@ def test_truncated_multiline_and_silence():
             box.retr(1)
         box.close()
     with Conversation([("S", b"+OK ready\r\n"), *NO_STLS, ("C", b"NOOP\r\n"), ("HOLD", 1)]) as server:
-        box = pop3.connect("127.0.0.1", server.port, timeout=0.3)
+        box = pop3.connect("127.0.0.1", port=server.port, timeout=0.3)
         with pytest.raises(smtpsend.Timeout):
             box.noop()
         box.close()
@@ -243,7 +243,7 @@ def find(box, marker):
 
 @pytest.fixture
 def alice(rig):
-    box = pop3.connect("localhost", rig.ports["pop3"], ssl_context=rig.context, timeout=10)
+    box = pop3.connect("localhost", port=rig.ports["pop3"], ssl_context=rig.context, timeout=10)
     box.login("alice@example.test", "alice-pw")
     yield box
     box.close()
@@ -251,11 +251,11 @@ def alice(rig):
 
 def test_dovecot_stls_retrieve_byte_for_byte(rig):
     marker = deliver(rig, body="Grüße\n.lone dot below\n.\nend\n")
-    with pop3.connect("localhost", rig.ports["pop3"], ssl_context=rig.context) as box:
+    with pop3.connect("localhost", port=rig.ports["pop3"], ssl_context=rig.context) as box:
         assert box.tls
         box.login("alice@example.test", "alice-pw")
         n = find(box, marker)
-        raw = box.retr(n, raw=True)
+        raw = box.retr_bytes(n)
         part = box.retr(n)
         assert part.getbody(decode=True).replace("\r\n", "\n") == "Grüße\n.lone dot below\n.\nend\n"
         assert len(raw) == box.list(n)
@@ -264,7 +264,7 @@ def test_dovecot_stls_retrieve_byte_for_byte(rig):
 
 def test_dovecot_pop3s_apop_uidl_top(rig):
     marker = deliver(rig, body="".join(f"line {i}\n" for i in range(10)))
-    with pop3.connect("localhost", rig.ports["pop3s"], tls="implicit", ssl_context=rig.context) as box:
+    with pop3.connect("localhost", port=rig.ports["pop3s"], tlsimport=True, ssl_context=rig.context) as box:
         assert box.timestamp and box.tls
         box.apop("alice@example.test", "alice-pw")
         n = find(box, marker)
@@ -278,16 +278,16 @@ def test_dovecot_pop3s_apop_uidl_top(rig):
 
 def test_dovecot_dele_quit_removes_and_rset_keeps(rig):
     marker = deliver(rig)
-    with pop3.connect("localhost", rig.ports["pop3"], ssl_context=rig.context) as box:
+    with pop3.connect("localhost", port=rig.ports["pop3"], ssl_context=rig.context) as box:
         box.login("alice@example.test", "alice-pw")
         n = find(box, marker)
         box.dele(n)
         box.rset()
-    with pop3.connect("localhost", rig.ports["pop3"], ssl_context=rig.context) as box:
+    with pop3.connect("localhost", port=rig.ports["pop3"], ssl_context=rig.context) as box:
         box.login("alice@example.test", "alice-pw")
         n = find(box, marker)       # still there after RSET
         box.dele(n)
-    with pop3.connect("localhost", rig.ports["pop3"], ssl_context=rig.context) as box:
+    with pop3.connect("localhost", port=rig.ports["pop3"], ssl_context=rig.context) as box:
         box.login("alice@example.test", "alice-pw")
         with pytest.raises(AssertionError):
             find(box, marker)       # gone after DELE + QUIT
@@ -296,13 +296,13 @@ def test_dovecot_dele_quit_removes_and_rset_keeps(rig):
 @pytest.mark.parametrize("user", ["alice@example.test", "carol@example.test", "jörg@example.test"])
 def test_dovecot_sasl_each_user(rig, user):
     password = rig.users[user][0]
-    with pop3.connect("localhost", rig.ports["pop3"], ssl_context=rig.context) as box:
+    with pop3.connect("localhost", port=rig.ports["pop3"], ssl_context=rig.context) as box:
         box.auth(user, password)
         assert box.stat()[0] >= 0
 
 
 def test_dovecot_wrong_password(rig):
-    with pop3.connect("localhost", rig.ports["pop3"], ssl_context=rig.context) as box:
+    with pop3.connect("localhost", port=rig.ports["pop3"], ssl_context=rig.context) as box:
         with pytest.raises(pop3.AuthenticationFailed) as info:
             box.login("alice@example.test", "wrong")
         assert "Authentication failed" in str(info.value)
@@ -311,7 +311,7 @@ def test_dovecot_wrong_password(rig):
 def test_dovecot_wrong_host_name(rig):
     with Forwarder(rig.ports["pop3s"]) as wrong:
         with pytest.raises(smtpsend.TLSError, match="certificate"):
-            pop3.connect(wrong.host, wrong.port, tls="implicit", ssl_context=rig.context, timeout=5)
+            pop3.connect(wrong.host, port=wrong.port, tlsimport=True, ssl_context=rig.context, timeout=5)
 
 
 # ---------------------------------------------------------------- the POP3 fault matrix: every command x fault
@@ -343,7 +343,7 @@ def test_pop3_fault_matrix(command, fault):
     steps, error = FAULTS[fault]
     script = [("S", b"+OK ready <1.2@x>\r\n"), *NO_STLS, ("C", line)] + steps
     with Conversation(script) as server:
-        box = pop3.connect("127.0.0.1", server.port, timeout=0.5, tlspolicy="insecure")
+        box = pop3.connect("127.0.0.1", port=server.port, timeout=0.5, tlspolicy="insecure")
         with pytest.raises(error) as info:
             call(box)
         if fault == "-ERR":
@@ -356,7 +356,7 @@ def test_pop3_multiline_cut_off(command):
     call, line = COMMANDS[command]
     script = [("S", b"+OK ready\r\n"), *NO_STLS, ("C", line), ("S", b"+OK\r\n1 2\r\nSubject"), ("CLOSE",)]
     with Conversation(script) as server:
-        box = pop3.connect("127.0.0.1", server.port, timeout=2)
+        box = pop3.connect("127.0.0.1", port=server.port, timeout=2)
         with pytest.raises(smtpsend.TransportError):
             call(box)
         box.close()
@@ -416,11 +416,11 @@ def trickle(conn):
 def test_one_deadline_for_the_whole_response(where):
     with Streamer(trickle) as server:
         if where == "connect":
-            box = pop3.connect("127.0.0.1", server.port, timeout=0.5)
-            call = lambda: box.retr(1, fileobj=io.BytesIO())   # noqa: E731 - unbounded memory: only time stops it
+            box = pop3.connect("127.0.0.1", port=server.port, timeout=0.5)
+            call = lambda: box.retr_to(1, io.BytesIO())   # noqa: E731 - unbounded memory: only time stops it
         else:
-            box = pop3.connect("127.0.0.1", server.port, timeout=30)
-            call = lambda: box.retr(1, raw=True, timeout=0.5)   # noqa: E731
+            box = pop3.connect("127.0.0.1", port=server.port, timeout=30)
+            call = lambda: box.retr_bytes(1, timeout=0.5)   # noqa: E731
         with pytest.raises(smtpsend.Timeout, match="no complete response"):
             call()
         box.close()
@@ -437,7 +437,7 @@ def test_line_cap_is_max_line(length, ok):
         conn.recv(100)
 
     with Streamer(answer) as server:
-        box = pop3.connect("127.0.0.1", server.port, timeout=5)
+        box = pop3.connect("127.0.0.1", port=server.port, timeout=5)
         if ok:
             assert box.top(1, 0) == line
         else:
@@ -455,10 +455,10 @@ def test_memory_of_a_response_of_short_lines_is_its_size():
         conn.recv(100)
 
     with Streamer(answer) as server:
-        box = pop3.connect("127.0.0.1", server.port, timeout=60)
+        box = pop3.connect("127.0.0.1", port=server.port, timeout=60)
         tracemalloc.start()
         try:
-            data = box.retr(1, raw=True)
+            data = box.retr_bytes(1)
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
@@ -475,7 +475,7 @@ def test_listing_cap_counts_entries_not_only_octets():
         conn.recv(100)
 
     with Streamer(answer) as server:
-        box = pop3.connect("127.0.0.1", server.port, timeout=60)
+        box = pop3.connect("127.0.0.1", port=server.port, timeout=60)
         box.max_octets = 8 << 20
         with pytest.raises(smtpsend.RemoteProtocolError, match="longer than"):
             box.list()
@@ -518,12 +518,12 @@ def test_connection_failures_are_the_shared_transport_errors():
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]   # bound, never listening: refused
         with pytest.raises(smtpsend.TransportError) as refused:
-            pop3.connect("127.0.0.1", port, timeout=2)
+            pop3.connect("127.0.0.1", port=port, timeout=2)
     assert refused.value.reason == "refused" and isinstance(refused.value, ConnectionError)
     assert not isinstance(refused.value, pop3.POP3Error)
     with Conversation([("S", b"+OK plaintext where TLS was expected\r\n"), ("CLOSE",)]) as server:
         with pytest.raises(smtpsend.TLSError) as plaintext:
-            pop3.connect("127.0.0.1", server.port, tls="implicit", timeout=2)
+            pop3.connect("127.0.0.1", port=server.port, tlsimport=True, timeout=2)
     assert plaintext.value.reason == "plaintext"
     with Conversation([("S", b"+OK ready\r\n"), *NO_STLS, ("C", b"NOOP\r\n"), ("CLOSE",)]) as server:
         box = open_box(server)
@@ -544,7 +544,7 @@ def test_the_password_is_held_as_a_secret():
     script = [("S", GREETING), ("C", b"USER u\r\n"), ("S", b"+OK\r\n"),
               ("C", f"PASS {SENTINEL}\r\n".encode()), ("CLOSE",)]
     with Conversation(script) as server:
-        box = open_box(server, tls="none", tlspolicy="insecure")
+        box = open_box(server, usetls=False, tlspolicy="insecure")
         with pytest.raises(smtpsend.TransportError) as info:
             box.login("u", SENTINEL)
         box.close()
@@ -559,11 +559,11 @@ def test_a_secret_is_accepted_as_the_password():
     script = [("S", GREETING), ("C", b"USER u\r\n"), ("S", b"+OK\r\n"), ("C", b"PASS pw\r\n"),
               ("S", b"-ERR no\r\n"), ("C", f"APOP u {digest}\r\n".encode()), ("S", b"+OK in\r\n"), ("CLOSE",)]
     with Conversation(script) as server:
-        box = open_box(server, tls="none", tlspolicy="insecure")
+        box = open_box(server, usetls=False, tlspolicy="insecure")
         assert box.login("u", Secret("pw")) == "in"
         box.close()
     with Conversation([("S", GREETING), ("CLOSE",)]) as server:
-        box = open_box(server, tls="none", tlspolicy="insecure")
+        box = open_box(server, usetls=False, tlspolicy="insecure")
         with pytest.raises(smtpsend.UsageError, match="must be a str"):
             box.login("u", b"pw")
         box.close()
@@ -576,7 +576,7 @@ def test_transcript_goes_to_the_smtpsend_logger_redacted(caplog):
               ("C", f"APOP u {digest}\r\n".encode()), ("S", b"+OK in\r\n"), ("CLOSE",)]
     with caplog.at_level(logging.DEBUG, logger="smtpsend"):
         with Conversation(script) as server:
-            box = open_box(server, tls="none", tlspolicy="insecure")
+            box = open_box(server, usetls=False, tlspolicy="insecure")
             box.login("u", SENTINEL)
             box.close()
     lines = [r.getMessage() for r in caplog.records if r.name == "smtpsend" and r.levelno == logging.DEBUG]
@@ -595,7 +595,7 @@ def test_logfile_is_a_handler_of_its_own_connection(tmp_path):
     try:
         with Conversation([("S", b"+OK first\r\n"), ("CLOSE",)]) as one, \
                 Conversation([("S", b"+OK second\r\n"), ("CLOSE",)]) as two:
-            boxes = [pop3.connect("127.0.0.1", s.port, tls="none", logfile=str(log), timeout=2)
+            boxes = [pop3.connect("127.0.0.1", port=s.port, usetls=False, logfile=str(log), timeout=2)
                      for s, log in zip((one, two), logs)]
             for box in boxes:
                 box.close()
@@ -603,3 +603,163 @@ def test_logfile_is_a_handler_of_its_own_connection(tmp_path):
         logger.setLevel(old)
     assert logs[0].read_text() == "S: +OK first\n" and logs[1].read_text() == "S: +OK second\n"
     assert all(box._handler.stream is None for box in boxes)   # closed with the connection
+
+
+# ---------------------------------------------------------------- one type per method, one spelling per concept
+
+def test_retr_returns_one_type_per_method_and_the_old_forms_warn():
+    body = b"Subject: hi\r\n\r\nbody\r\n"
+    retr = [("C", b"RETR 1\r\n"), ("S", b"+OK\r\n" + body + b".\r\n")]
+    script = [("S", b"+OK ready\r\n"), *NO_STLS, *retr * 4, ("C", b"QUIT\r\n"), ("S", b"+OK\r\n")]
+    with Conversation(script) as server:
+        with open_box(server) as box:
+            assert isinstance(box.retr(1), mimecompose.Part)
+            assert box.retr_bytes(1) == body
+            with pytest.warns(DeprecationWarning, match=r"retr\(n, raw=True\) is deprecated: use retr_bytes"):
+                assert box.retr(1, raw=True) == body
+            sink = io.BytesIO()
+            with pytest.warns(DeprecationWarning, match=r"use retr_to\(n, fileobj\)"):
+                assert box.retr(1, fileobj=sink) == len(body)
+            assert sink.getvalue() == body
+
+
+def test_pop3_connect_spells_tls_as_sendmessage_does_and_the_old_tls_argument_warns():
+    params = inspect.signature(pop3.connect).parameters
+    assert all(p.kind is p.KEYWORD_ONLY for p in list(params.values())[1:])
+    assert {"tlsimport", "usetls"} <= set(params)
+    plain = [("S", b"+OK ready\r\n"), ("C", b"NOOP\r\n"), ("S", b"+OK\r\n"), ("CLOSE",)]
+    with Conversation(plain) as server:   # usetls=False: no CAPA, no STLS
+        pop3.connect("127.0.0.1", port=server.port, usetls=False, timeout=5).noop()
+    with Conversation(plain) as server:
+        with pytest.warns(DeprecationWarning, match=r"tls='none' is deprecated, use usetls=False"):
+            pop3.connect("127.0.0.1", port=server.port, tls="none", timeout=5).noop()
+    with Conversation(plain[:1] + [("CLOSE",)]) as server:
+        with pytest.warns(DeprecationWarning, match="pass port= by keyword"):
+            pop3.connect("127.0.0.1", server.port, usetls=False, timeout=5).close()
+    with pytest.raises(smtpsend.UsageError, match="contradict"):
+        pop3.connect("127.0.0.1", port=1, tlsimport=True, usetls=False)
+    with pytest.raises(smtpsend.UsageError, match="contradict"):
+        pop3.connect("127.0.0.1", port=1, usetls=False, tlspolicy="secure")
+    with pytest.raises(TypeError, match="give only those"):
+        pop3.connect("127.0.0.1", port=1, tls="implicit", tlsimport=True)
+
+
+def test_tlsimport_none_is_implicit_tls_on_port_995_only(monkeypatch):
+    # no POP3S server here: look at what connect() would do on port 995 by the handshake it attempts
+    seen = []
+
+    def fake_connection(address, timeout):
+        seen.append(address)
+        raise OSError(111, "Connection refused")
+    monkeypatch.setattr(socket, "create_connection", fake_connection)
+    for port in (None, 995):
+        with pytest.raises(smtpsend.TransportError) as info:
+            pop3.connect("127.0.0.1", port=port, tlsimport=True if port is None else None)
+        assert info.value.hint.endswith("(110 is POP3 with STLS, 995 POP3 over implicit TLS)")
+    assert seen == [("127.0.0.1", 995), ("127.0.0.1", 995)]
+
+
+def test_pop3_errors_get_pop3_hints_not_smtp_ones():
+    with Conversation([("S", b"+OK plaintext where TLS was expected\r\n"), ("CLOSE",)]) as server:
+        with pytest.raises(smtpsend.TLSError) as plaintext:
+            pop3.connect("127.0.0.1", port=server.port, tlsimport=True, timeout=2)
+    assert plaintext.value.hint.startswith("this port speaks plain POP3")
+    script = [("S", GREETING), ("C", b"CAPA\r\n"), ("S", b"+OK\r\nUSER\r\n.\r\n"), ("CLOSE",)]
+    with Conversation(script) as server:
+        with pytest.raises(smtpsend.TLSRequired) as required:
+            pop3.connect("127.0.0.1", port=server.port, tlspolicy="secure", timeout=2)
+    assert "port 995, tlsimport=True" in required.value.hint and "465" not in str(required.value)
+    script = [("S", b"+OK ready\r\n"), *NO_STLS, ("C", b"STAT\r\n"), ("S", b"+OK many\r\n"), ("CLOSE",)]
+    with Conversation(script) as server:
+        box = open_box(server)
+        with pytest.raises(smtpsend.RemoteProtocolError) as malformed:
+            box.stat()
+        box.close()
+    assert malformed.value.hint is None and "hint" not in str(malformed.value)
+
+
+# ---------------------------------------------------------------- the login loop SMTP uses
+
+def test_sasl_stops_after_credentials_refused():
+    # RFC 3206 [AUTH]: the credentials were refused -- no weaker mechanism is offered them
+    caps = [("C", b"CAPA\r\n"), ("S", b"+OK\r\nSASL CRAM-MD5 PLAIN LOGIN\r\n.\r\n")]
+    script = [("S", b"+OK ready\r\n"), *caps, *caps, ("C", b"AUTH CRAM-MD5\r\n"),
+              ("S", b"+ " + base64.b64encode(b"<1.2@pop>") + b"\r\n"),
+              ("C", base64.b64encode(b"u " + hmac.new(b"pw", b"<1.2@pop>", "md5").hexdigest().encode()) + b"\r\n"),
+              ("S", b"-ERR [AUTH] Authentication failed.\r\n"), ("C", b"NOOP\r\n"), ("S", b"+OK\r\n"), ("CLOSE",)]
+    with Conversation(script) as server:
+        box = open_box(server, tlspolicy="insecure")
+        with pytest.raises(pop3.AuthenticationFailed) as info:
+            box.auth("u", "pw")
+        assert [name for name, _ in info.value.errors] == ["CRAM-MD5"]
+        box.noop()   # the next command: not AUTH PLAIN
+        box.close()
+
+
+def test_sasl_moves_on_after_a_mechanism_failure_and_cancels_a_malformed_challenge():
+    caps = [("C", b"CAPA\r\n"), ("S", b"+OK\r\nSASL CRAM-MD5 PLAIN\r\n.\r\n")]
+    script = [("S", b"+OK ready\r\n"), *caps, *caps, ("C", b"AUTH CRAM-MD5\r\n"), ("S", b"+ not-base64!\r\n"),
+              ("C", b"*\r\n"), ("S", b"-ERR cancelled\r\n"),
+              ("C", b"AUTH PLAIN " + base64.b64encode(b"\0u\0pw") + b"\r\n"), ("S", b"+OK in\r\n"), ("CLOSE",)]
+    with Conversation(script) as server:
+        box = open_box(server, tlspolicy="insecure")
+        assert box.auth("u", "pw") == "in"
+        box.close()
+
+
+def test_sasl_offers_no_weaker_mechanism_after_an_impostor():
+    # SCRAM: the server's signature does not match -- it may not be the real server
+    first = {}
+
+    def answer(line):
+        client_first = base64.b64decode(line.split()[-1])[3:].decode()
+        nonce = dict(f.split("=", 1) for f in client_first.split(","))["r"]
+        return b"+ " + base64.b64encode(f"r={nonce}srv,s={base64.b64encode(b'salt').decode()},i=4096".encode())
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+
+        def serve():
+            conn, _ = listener.accept()
+            f = conn.makefile("rwb")
+            f.write(b"+OK ready\r\n")
+            f.flush()
+            for _ in range(2):
+                assert f.readline() == b"CAPA\r\n"
+                f.write(b"+OK\r\nSASL SCRAM-SHA-256 PLAIN\r\n.\r\n")
+                f.flush()
+            f.write(answer(f.readline().strip()) + b"\r\n")
+            f.flush()
+            f.readline()   # the client-final-message
+            f.write(b"+ " + base64.b64encode(b"v=" + base64.b64encode(b"not the signature")) + b"\r\n")
+            f.flush()
+            assert f.readline() == b"*\r\n"
+            f.write(b"-ERR cancelled\r\n")
+            f.flush()
+            first["next"] = f.readline()   # NOOP, not AUTH PLAIN
+            f.write(b"+OK\r\n")
+            f.flush()
+            conn.close()
+        thread = threading.Thread(target=serve)
+        thread.start()
+        box = pop3.connect("127.0.0.1", port=listener.getsockname()[1], tlspolicy="insecure", timeout=5)
+        with pytest.raises(pop3.AuthenticationFailed, match="signature") as info:
+            box.auth("u", "pw")
+        box.noop()
+        box.close()
+        thread.join(5)
+    assert [name for name, _ in info.value.errors] == ["SCRAM-SHA-256"]
+    assert first["next"] == b"NOOP\r\n"
+
+
+def test_debug_is_spelt_as_for_sendmessage():
+    # a callable gets the protocol lines (credentials redacted), not the notes
+    lines = []
+    script = [("S", b"+OK ready\r\n"), ("C", b"USER u\r\n"), ("S", b"+OK\r\n"), ("C", b"PASS " + SENTINEL.encode() + b"\r\n"),
+              ("S", b"+OK in\r\n"), ("CLOSE",)]
+    with Conversation(script) as server:
+        box = pop3.connect("127.0.0.1", port=server.port, usetls=False, tlspolicy="insecure", timeout=5,
+                           debug=lines.append)
+        box.login("u", SENTINEL)
+        box.close()
+    assert lines == ["S: +OK ready", "C: USER u", "S: +OK", "C: PASS ***", "S: +OK in"]

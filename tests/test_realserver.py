@@ -36,11 +36,11 @@ def fetch(rig, subject, user="alice@example.test", delete=True):
     assert rig.queue_empty(), "Postfix still has mail in its queue"
     password = rig.users[user][0]
     found = []
-    with pop3.connect("localhost", rig.ports["pop3"], ssl_context=rig.context) as box:
+    with pop3.connect("localhost", port=rig.ports["pop3"], ssl_context=rig.context) as box:
         box.login(user, password)
         for n in box.list():
             if subject.encode() in box.top(n, 0):
-                found.append(box.retr(n, raw=True))
+                found.append(box.retr_bytes(n))
                 if delete:
                     box.dele(n)
     return found

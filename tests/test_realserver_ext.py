@@ -18,10 +18,10 @@ def wait_for(rig, user, pattern, timeout=20):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         rig.queue_empty()
-        with pop3.connect("localhost", rig.ports["pop3"], ssl_context=rig.context) as box:
+        with pop3.connect("localhost", port=rig.ports["pop3"], ssl_context=rig.context) as box:
             box.login(user, rig.users[user][0])
             for n in box.list():
-                raw = box.retr(n, raw=True)
+                raw = box.retr_bytes(n)
                 if re.search(pattern, raw):
                     box.dele(n)
                     return raw
@@ -87,13 +87,13 @@ def test_etrn_and_vrfy(rig):
     assert reply.code == 252 and str(reply.status) == "2.0.0"
     reply = smtpsend.verify("nobody@example.test", server="localhost", port=rig.ports["smtp"], ssl_context=rig.context)
     assert reply.code == 550 and str(reply.status) == "5.1.1"
-    with smtpsend.connect("localhost", rig.ports["smtp"], ssl_context=rig.context) as smtp:
+    with smtpsend.connect("localhost", port=rig.ports["smtp"], ssl_context=rig.context) as smtp:
         assert smtp.expn("team@example.test").code == 500   # Postfix does not implement EXPN
 
 
 def test_session_object_many_messages(rig):
     subjects = [f"many-{uuid.uuid4().hex[:8]}" for _ in range(5)]
-    with smtpsend.connect("localhost", rig.ports["submission"], ssl_context=rig.context,
+    with smtpsend.connect("localhost", port=rig.ports["submission"], ssl_context=rig.context,
                           username="carol@example.test", password="pässwörd") as smtp:
         assert smtp.session.tls is not None
         for subject in subjects:

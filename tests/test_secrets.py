@@ -91,7 +91,7 @@ def test_a_session_holds_no_readable_secret():
 
 def test_the_object_connect_returns_holds_no_readable_secret(server_tls, client_tls):
     with CaptureServer(tls_context=server_tls, users={"user": SENTINEL}) as server:
-        with smtpsend.connect("localhost", server.port, ssl_context=client_tls, username="user",
+        with smtpsend.connect("localhost", port=server.port, ssl_context=client_tls, username="user",
                               password=SENTINEL) as smtp:
             assert smtp.session is not None
             assert not shows_secret(smtp), shows_secret(smtp)

@@ -407,8 +407,8 @@ SMTPSEND = ROOT / "smtpsend"
 # smtpsend's core, lowest first, as docs/architecture.md draws it: a module
 # imports only modules of the layers before its own, at module level.
 LAYERS = [
-    {"_errors", "_secret"},
-    {"_reply", "_sasl", "_data"},
+    {"_errors", "_secret", "_deprecated"},
+    {"_reply", "_sasl", "_data", "_url"},
     {"_extensions", "_envelope", "_driver"},
     {"_sockets", "_verdicts"},
     {"_channel", "_esmtp"},
@@ -416,8 +416,9 @@ LAYERS = [
     {"_bulk", "_options"},
     {"_session"},
     {"_failover"},
-    {"_sync"},
-    {"_async", "_client"},
+    {"_sync", "_pool"},
+    {"_async", "_client", "_transport"},
+    {"_atransport"},
     {"__init__"},
 ]
 RANK = {name: n for n, layer in enumerate(LAYERS) for name in layer}
@@ -472,9 +473,9 @@ def test_the_architecture_page_names_every_core_module():
 
 # the modules whose import lines on the architecture page are checked exactly
 # (the others -- _data, _envelope -- only by their layer)
-DRAWN = ["__init__", "_async", "_client", "_sync", "_failover", "_session", "_bulk", "_options", "_setup",
+DRAWN = ["__init__", "_atransport", "_async", "_client", "_transport", "_sync", "_pool", "_failover", "_session", "_bulk", "_options", "_setup",
          "_transaction", "_channel", "_esmtp", "_sockets", "_verdicts", "_driver", "_extensions", "_reply",
-         "_sasl", "_errors", "_secret"]
+         "_sasl", "_errors", "_secret", "_url", "_deprecated"]
 
 
 def test_the_architecture_page_lists_each_modules_imports():
@@ -486,6 +487,35 @@ def test_the_architecture_page_lists_each_modules_imports():
             drawn[name.strip()] = set() if "(nothing)" in rest else {t.strip() for t in rest.split(",")}
     actual = {name: {target for _, target, _ in _smtpsend_imports(SMTPSEND / f"{name}.py")} for name in DRAWN}
     assert {name: drawn.get(name) for name in DRAWN} == actual
+
+
+# above the core: integrations on smtpsend's and mimecompose's public names only
+INTEGRATIONS = ["celery", "django", "logging"]
+
+
+def _private_imports(path):
+    """Imports in ``path`` (anywhere in it) of a private module of ours, or relative ones."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    modules = [(n.lineno, "." * n.level + (n.module or "")) for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    modules += [(n.lineno, a.name) for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    return [f"line {line}: {module}" for line, module in modules if module.startswith(".")
+            or (module.split(".")[0] in ("smtpsend", "mimecompose")
+                and any(part.startswith("_") for part in module.split(".")[1:]))]
+
+
+@pytest.mark.parametrize("name", INTEGRATIONS)
+def test_the_integrations_use_only_the_public_api(name):
+    path = SMTPSEND / f"{name}.py"
+    if not path.exists():
+        pytest.skip(f"{name}.py is not there")
+    assert _private_imports(path) == []
+
+
+def test_the_integration_check_sees_a_private_import(tmp_path):
+    bad = tmp_path / "celery.py"
+    bad.write_text("import smtpsend\nfrom smtpsend._errors import hint\ndef f():\n    from . import _sync\n"
+                   "import mimecompose._part\nfrom smtpsend.testing import CaptureServer\n")
+    assert sorted(_private_imports(bad)) == ["line 2: smtpsend._errors", "line 4: .", "line 5: mimecompose._part"]
 
 
 def test_client_uses_only_the_dialogues_public_methods():
@@ -556,7 +586,15 @@ def test_options_after_the_first_argument_are_keyword_only(function):
 def test_connect_takes_its_address_then_keywords():
     server, port, *rest = _parameters(smtpsend.connect)
     assert (server.name, port.name) == ("server", "port")
-    assert all(p.kind is p.KEYWORD_ONLY for p in rest)
+    assert all(p.kind is p.KEYWORD_ONLY for p in [port, *rest])
+
+
+def test_connect_with_a_positional_port_still_works_deprecated():
+    # port 1 on loopback: nothing listens, so the call gets as far as connecting there
+    with pytest.warns(DeprecationWarning, match=r"pass port= by keyword"):
+        with pytest.raises(smtpsend.TransportError) as info:
+            smtpsend.connect("127.0.0.1", 1, timeout=5)
+    assert info.value.port == 1
 
 
 def test_asendmessage_has_sendmessage_written_out():
@@ -575,7 +613,7 @@ def test_plan_checks_what_sendmessage_takes():
 
 
 def test_the_one_call_helpers_pass_on_connects_options():
-    keywords = [p.name for p in _parameters(smtpsend.connect) if p.kind is p.KEYWORD_ONLY]
+    keywords = [p.name for p in _parameters(smtpsend.connect) if p.kind is p.KEYWORD_ONLY and p.name != "port"]
     assert list(typing.get_type_hints(_options.ConnectOptions)) == keywords
 
 

@@ -321,7 +321,7 @@ def test_the_client_drops_a_connection_left_in_the_middle_of_a_message(monkeypat
             _grow(path)
     following = [b"From: a@x.org\r\nTo: b@y.org\r\n\r\nnext %d\r\n" % n for n in range(3)]
     with CaptureServer(extensions=["PIPELINING", "CHUNKING"]) as server:
-        with smtpsend.connect("127.0.0.1", server.port, usetls=False, progress=progress) as smtp:
+        with smtpsend.connect("127.0.0.1", port=server.port, usetls=False, progress=progress) as smtp:
             armed.append(True)
             with pytest.raises(MessageChanged):
                 smtp.sendmessage(_log_part(path))

@@ -32,7 +32,7 @@ import smtpsend
 part = mimecompose.initialize("text/plain", string="x")
 smtpsend.sendmessage(part, server="mail.example.com")  # wrong: the keyword is servers=
 stamp: int = mimecompose.formatdate()  # wrong: formatdate returns str
-smtpsend.connect("mail.example.com", 25, "client.example.com")  # wrong: client= is keyword-only
+smtpsend.connect("mail.example.com", 25, "client.example.com")  # wrong: port= and client= are keyword-only
 '''
 WRONG_LINES = [n for n, line in enumerate(WRONG.splitlines(), 1) if "# wrong" in line]
 

@@ -70,6 +70,11 @@ def sign(part: Part) -> bytes:
     field: str = signer.signature(part)
     signed: bytes = signer.sign(part.buildmessage())
     print(field)
+    rsa_signer = DKIMSigner(domain="example.com", selector="r2026", key="dkim-rsa.pem")
+    smtpsend.sendmessage(part, servers=["mail.example.com"], dkim=[rsa_signer, signer])
+    with smtpsend.connect("mail.example.com", dkim=rsa_signer) as c:
+        c.sendmessage(part, dkim=signer)
+        c.sendmessages([part], dkim=[])
     return signed
 
 
@@ -114,6 +119,24 @@ def send(part: Part) -> None:
                          debug=print, notify=["failure", "delay"], ret="hdrs")
 
 
+def urls(part: Part) -> None:
+    """Server URLs: in servers=, in connect(), and parse_url()."""
+    smtpsend.sendmessage(part, servers=["smtps://ops%40example.com:app-password@mail.example.com?timeout=10",
+                                        "smtp+starttls://backup.example.com", "fallback.example.com:2525"])
+    parsed: smtpsend.ServerURL = smtpsend.parse_url("smtps://ops@mail.example.com:465?tlspolicy=secure")
+    host: str = parsed.host
+    port: Optional[int] = parsed.port
+    default_port: Optional[int] = parsed.default_port
+    tlsimport: Optional[bool] = parsed.tlsimport
+    username: Optional[str] = parsed.username
+    entry: str = parsed.server
+    print(host, port, default_port, tlsimport, username, entry, parsed.password, parsed.keywords(), str(parsed))
+    with smtpsend.connect("smtps://ops@mail.example.com", password="...") as c:
+        seed: smtpsend.Reply = c.send("ops@example.com")
+        turned: smtpsend.Reply = c.turn(i_know_turn_is_obsolete=True)
+        print(seed, turned)
+
+
 async def send_async(part: Part) -> list[smtpsend.Rejected]:
     """asendmessage takes the same keywords as sendmessage."""
     first = smtpsend.asendmessage(part, servers=["mail.example.com"], ports=[587], username="ops",
@@ -123,9 +146,33 @@ async def send_async(part: Part) -> list[smtpsend.Rejected]:
     return results[0]
 
 
+def pooled(parts: list[Part]) -> None:
+    """Transport: a pool shared by threads; its stats (docs/transport.md)."""
+    with smtpsend.Transport(servers=["mail.example.com"], ports=[587], username="app", password="...",
+                            max_connections=4, max_messages=100, idle_timeout=60.0, rate_limit=5.0) as transport:
+        for part in parts:
+            rejected: list[smtpsend.Rejected] = transport.sendmessage(part, atleastone=True, notify="FAILURE")
+            print(rejected)
+        stats: smtpsend.TransportStats = transport.stats
+        opened: int = stats.connections_opened
+        reused: int = stats.connections_reused
+        print(opened, reused, stats.messages_sent, stats.connections_replaced)
+
+
+async def pooled_async(parts: list[Part]) -> int:
+    """AsyncTransport: the same for the tasks of one event loop."""
+    async with smtpsend.AsyncTransport(servers=["mail.example.com"], max_connections=8) as transport:
+        results: list[list[smtpsend.Rejected]] = list(
+            await asyncio.gather(*(transport.sendmessage(part) for part in parts)))
+        print(results)
+        stats: smtpsend.TransportStats = transport.stats
+    await transport.aclose()
+    return stats.messages_sent
+
+
 def client(parts: list[Part]) -> None:
     """connect() and Client: several messages over one connection."""
-    with smtpsend.connect("mail.example.com", 587, username="ops", password="...",
+    with smtpsend.connect("mail.example.com", port=587, username="ops", password="...",
                           timeout=30.0) as c:
         extensions: smtpsend.Extensions = c.ehlo()
         size: Optional[int] = extensions.size
@@ -161,12 +208,27 @@ def capture(part: Part) -> None:
 
 def pop(host: str) -> None:
     """pop3.connect and the mailbox commands."""
-    box: pop3.POP3 = pop3.connect(host, 995, tls="implicit", timeout=30.0)
+    box: pop3.POP3 = pop3.connect(host, port=995, tlsimport=True, timeout=30.0)
     greeting: str = box.login("ops", "...")
     count, octets = box.stat()
     sizes: dict[int, int] = box.list()
-    print(greeting, count + octets, sizes)
+    message: Part = box.retr(1)
+    data: bytes = box.retr_bytes(1)
+    with open("message.eml", "wb") as out:
+        written: int = box.retr_to(1, out)
+    print(greeting, count + octets, sizes, message, data, written)
     box.quit()
+
+
+def oauth(part: Part) -> None:
+    """token= as a callable token(username, refresh), asked once per connection."""
+    def token(username: str, refresh: bool) -> str:
+        return "new-token" if refresh else "cached-token"
+    smtpsend.sendmessage(part, servers=["smtp.example.com"], username="ops@example.com", token=token)
+    with smtpsend.connect("smtp.example.com", port=587, username="ops@example.com", token=token) as smtp:
+        smtp.sendmessage(part)
+    with CaptureServer(tokens={"ops": "t0k"}, tlsimport=False) as server:
+        print(server.port)
 
 
 if __name__ == "__main__":

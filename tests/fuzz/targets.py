@@ -125,7 +125,7 @@ def pop3_responses(data: bytes) -> None:
             box.stat()
             listing = box.list()
             assert len(listing) * pop3.ENTRY_COST <= box.max_octets
-            message = box.retr(1, raw=True)
+            message = box.retr_bytes(1)
             assert len(message) <= box.max_octets
             assert all(len(line) < box.max_line for line in message.split(b"\n"))
         except (smtpsend.SMTPError, pop3.POP3Error):
@@ -215,6 +215,39 @@ def sasl_challenges(data: bytes) -> None:
         pass
     except smtpsend.SMTPError:
         pass
+
+
+def pop3_sasl(data: bytes) -> None:
+    """POP3's AUTH driving the shared SASL login loop (smtpsend._sasl) over
+    any server side: continuations made of the data's lines (base64 or
+    not), +OK, -ERR, -ERR [AUTH], with a token callable that asks for a
+    refresh. Only the documented errors come out (POP3Error, SMTPError)."""
+    import base64
+    from smtpsend._sasl import MECHANISMS
+    answers = [b"+ ", b"+ ", b"+ ", b"+OK", b"-ERR no", b"-ERR [AUTH] refused", b"+ ~"]
+    out = [b"+OK ready\r\n", b"+OK\r\nSASL " + " ".join(m.name for m in MECHANISMS).encode() + b"\r\n.\r\n"]
+    for line in data.split(b"\n")[:24]:
+        kind = answers[line[0] % len(answers)] if line else b"+ "
+        if kind == b"+ ":
+            out.append(b"+ " + base64.b64encode(line[1:].replace(b"r=", b"r=fuzz", 1)) + b"\r\n")
+        elif kind == b"+ ~":
+            out.append(b"+ " + line[1:].replace(b"\r", b" ") + b"\r\n")
+        else:
+            out.append(kind + b"\r\n")
+    ours, theirs = socket.socketpair()
+    try:
+        theirs.sendall(b"".join(out)[:60000])
+        theirs.shutdown(socket.SHUT_WR)
+        box = pop3.POP3(ours, "localhost", timeout=2, ssl_context=None, logfile=None)
+        box._cleartext_allowed = True
+        try:
+            box._greet()
+            box.auth("user", "pencil", token=lambda user, refresh: "tok2" if refresh else "tok")
+        except (smtpsend.SMTPError, pop3.POP3Error):
+            pass
+    finally:
+        ours.close()
+        theirs.close()
 
 
 def cli_config(data: bytes) -> None:
@@ -316,7 +349,21 @@ def dkim_signature(data: bytes) -> None:
     assert tags(signer.signature(data)) == tags(signer.signature(iter([data[:cut], data[cut:]])))
 
 
-TARGETS = {f.__name__: f for f in (reply_parser, ehlo_parser, address_parser, date_parser, header_parser, encoded_words,
+def server_url(data: bytes) -> None:
+    """Any text as a server URL: a ServerURL or UsageError, never anything
+    else; a URL parsed reads back to itself from its str(), and nothing
+    parsed holds a control character."""
+    text = data.decode("utf-8", "surrogateescape")
+    try:
+        url = smtpsend.parse_url(text)
+    except smtpsend.UsageError:
+        return
+    assert smtpsend.parse_url(str(url)) == url
+    parts = [url.host, url.path or "", url.username or "", *url.options.values()]
+    assert not any(c < " " or "\x7f" <= c <= "\x9f" for part in parts for c in part)
+
+
+TARGETS = {f.__name__: f for f in (server_url, reply_parser, ehlo_parser, address_parser, date_parser, header_parser, encoded_words,
                                    mime_parser, pop3_responses, content_type_params, body_decoding,
                                    transmitted_message, sasl_challenges, cli_config, pipelined_replies,
-                                   dkim_signature)}
+                                   dkim_signature, pop3_sasl)}

@@ -19,12 +19,14 @@ Ports:      2525 SMTP, STARTTLS offered, AUTH before and after TLS
             2465 submissions: implicit TLS, AUTH required
             2110 POP3 with STLS, APOP, SASL      2995 POP3S
             2527 SMTP through the OpenDKIM milter (2891), when opendkim is installed
+            2424 LMTP (Dovecot, STARTTLS offered), and the Unix socket STATE/dovecot/run/lmtp
 Users:      alice@example.test / alice-pw, bob@example.test / bob-pw,
             carol@example.test / pässwörd (non-ASCII password),
             jörg@example.test / joerg-pw (non-ASCII local part)
 Addresses:  nobody@example.test is unknown (550 at RCPT);
             bounce-me@example.test is accepted, then bounced (5.1.1);
             anything@relay.example.test is accepted, then deferred (for ETRN).
+            tiny@example.test / tiny-pw: in Dovecot only (LMTP), with a 1 KiB quota
 SIZE limit: 10485760 octets.
 DKIM:       OpenDKIM (optional: only when installed) verifies mail arriving on
             2527 and adds Authentication-Results (authserv-id mail.example.test),
@@ -50,7 +52,8 @@ import tempfile
 import time
 from typing import Iterable
 
-PORTS = {"smtp": 2525, "plain": 2526, "submission": 2587, "submissions": 2465, "pop3": 2110, "pop3s": 2995}
+PORTS = {"smtp": 2525, "plain": 2526, "submission": 2587, "submissions": 2465, "pop3": 2110, "pop3s": 2995,
+         "lmtp": 2424}
 DKIM_PORTS = {"dkim": 2527, "milter": 2891}
 USERS = {
     "alice@example.test": ("alice-pw", "alice"),
@@ -60,7 +63,13 @@ USERS = {
 }
 ALIASES = {"postmaster": "alice", "root": "alice", "abuse": "alice"}
 SYSTEM_USER = "mailrig"
-PACKAGES = ["postfix", "dovecot-core", "dovecot-pop3d", "tcllib", "tcl-tls", "opendkim", "opendkim-tools"]
+PACKAGES = ["postfix", "dovecot-core", "dovecot-pop3d", "dovecot-lmtpd", "tcllib", "tcl-tls", "opendkim",
+            "opendkim-tools", "redis-server"]   # redis-server: the broker of tests/test_celery.py
+# Dovecot's LMTP (RFC 2033): the users above, and tiny@ whose quota
+# (LMTP_QUOTA octets) refuses any message but the smallest after the data.
+LMTP_USERS = {"tiny@example.test": ("tiny-pw", "tiny")}
+LMTP_QUOTA = 1024
+LMTP_SOCKET = "dovecot/run/lmtp"   # under the state directory
 
 
 def available() -> tuple[bool, str]:
@@ -75,7 +84,8 @@ def available() -> tuple[bool, str]:
 
 def install() -> None:
     """Install Postfix, Dovecot, OpenDKIM (and tcllib, for the side-by-side
-    tests) from Debian's packages, non-interactively; only what is missing.
+    tests; redis-server, the Celery tests' broker) from Debian's packages,
+    non-interactively; only what is missing.
 
     Nothing may start during the install: "No configuration" leaves Postfix
     without a main.cf, and policy-rc.d keeps the stock Dovecot (listening
@@ -207,6 +217,8 @@ def configure(state: str) -> None:
     postfix_uid = pwd.getpwnam("postfix").pw_uid
     os.chown(os.path.join(state, "data"), postfix_uid, grp.getgrnam("postfix").gr_gid)
     os.chown(os.path.join(state, "mail"), uid, gid)
+    os.makedirs(os.path.join(state, "mail", "example.test"), exist_ok=True)   # homes: Postfix or LMTP first
+    os.chown(os.path.join(state, "mail", "example.test"), uid, gid)
     os.chown(os.path.join(state, "log"), postfix_uid, 0)
 
     vmailbox = ["bounce-me@example.test example.test/bounce-me/Maildir/"]
@@ -319,12 +331,15 @@ rigdefer  unix  -       n       n       -       -       pipe flags=q user={SYSTE
     users = []
     for address, (password, directory) in USERS.items():
         users.append(f"{address}:{{PLAIN}}{password}:{uid}:{gid}::{state}/mail/example.test/{directory}::")
+    for address, (password, directory) in LMTP_USERS.items():
+        users.append(f"{address}:{{PLAIN}}{password}:{uid}:{gid}::{state}/mail/example.test/{directory}::"
+                     f"userdb_quota_rule=*:storage={LMTP_QUOTA}B")
     _write(os.path.join(dv, "users"), "\n".join(users) + "\n", 0o640)
     os.chown(os.path.join(dv, "users"), 0, grp.getgrnam("dovecot").gr_gid)
     _write(os.path.join(dv, "dovecot.conf"), f"""\
 base_dir = {dv}/run
 instance_name = mailrig
-protocols = pop3
+protocols = pop3 lmtp
 listen = 127.0.0.1
 log_path = {state}/log/dovecot.log
 ssl = yes
@@ -357,6 +372,23 @@ service pop3-login {{
     port = {PORTS['pop3s']}
     ssl = yes
   }}
+}}
+service lmtp {{
+  unix_listener lmtp {{
+    mode = 0666
+  }}
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {PORTS['lmtp']}
+  }}
+}}
+postmaster_address = postmaster@example.test
+lmtp_rcpt_check_quota = no
+protocol lmtp {{
+  mail_plugins = $mail_plugins quota
+}}
+plugin {{
+  quota = maildir:User quota
 }}
 service auth {{
   unix_listener {state}/spool/private/auth {{

@@ -1,0 +1,259 @@
+"""smtpsend.Transport and AsyncTransport against a connection per message,
+side by side in one run, on loopback only (not a timed test: it prints).
+
+1. 1,000 messages from 8 threads to a server with STARTTLS and AUTH PLAIN:
+   - smtpsend.Transport (max_connections=8): one shared pool;
+   - smtplib: connect, starttls, login (PLAIN), sendmail, quit per message;
+   - Django's SMTP backend: send_mail() per message (its own login picks
+     CRAM-MD5, the strongest the server offers).
+   With MAILRIG_STATE set (a running tests/rig/rig.py), the same workload
+   through the rig's Postfix submission port as well.
+2. 10,000 concurrent tasks to a plaintext server: AsyncTransport with
+   max_connections=8 against aiosmtplib.send() under a semaphore of 8:
+   the time, and the peak memory the client allocated (tracemalloc, in a
+   second run so that tracing does not slow the timed one).
+
+The server is smtpsend.testing.CaptureServer in a process of its own, so
+that it does not share the client's interpreter lock.
+
+    python3 -m pip install '.[bench]'     # aiosmtplib, Django, trustme
+    python3 tests/benchmarks/bench_transport.py [--messages 1000] [--tasks 10000] [--threads 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import os
+import pathlib
+import smtplib
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Optional
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+import smtpsend  # noqa: E402
+
+USER, PASSWORD = "bench", "bench-pw"
+RAW = (b"From: <app@example.com>\r\nTo: <user@example.com>\r\nSubject: benchmark\r\n"
+       b"Message-ID: <bench@example.com>\r\n\r\nHello from the benchmark.\r\n")
+
+SERVER = r"""
+import ssl, sys
+sys.path.insert(0, {root!r})
+from smtpsend.testing import CaptureServer
+context = None
+if len(sys.argv) > 1:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(sys.argv[1], sys.argv[2])
+server = CaptureServer(tls_context=context, users={{{user!r}: {password!r}}} if context else None,
+                       keep=10, keep_commands=10, max_clients=5000).start()
+print(server.port, flush=True)
+for line in sys.stdin:
+    print(server.received, flush=True)
+"""
+
+
+@contextmanager
+def server_process(cert: Optional[tuple[str, str]] = None) -> Iterator[tuple[int, Callable[[], int]]]:
+    """A CaptureServer in a child process (TLS + AUTH with ``cert``); yields
+    (port, received) where received() asks it how many messages it took."""
+    script = SERVER.format(root=str(ROOT), user=USER, password=PASSWORD)
+    child = subprocess.Popen([sys.executable, "-c", script, *(cert or ())], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdin is not None
+    port = int(child.stdout.readline())
+
+    def received() -> int:
+        assert child.stdout is not None and child.stdin is not None
+        child.stdin.write("count\n")
+        child.stdin.flush()
+        return int(child.stdout.readline())
+    try:
+        yield port, received
+    finally:
+        child.stdin.close()
+        child.wait(10)
+
+
+def threaded(count: int, threads: int, send: Callable[[], Any]) -> float:
+    """Run ``send`` ``count`` times from ``threads`` threads; messages/second."""
+    left = [count]
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        while True:
+            with lock:
+                if left[0] == 0:
+                    return
+                left[0] -= 1
+            try:
+                send()
+            except BaseException as exc:   # noqa: BLE001 - reported after the run
+                errors.append(exc)
+                return
+    started = time.perf_counter()
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return count / elapsed
+
+
+def smtplib_send(port: int, context: ssl.SSLContext, host: str = "localhost", user: str = USER,
+                 password: str = PASSWORD, sender: str = "app@example.com",
+                 recipient: str = "user@example.com") -> None:
+    with smtplib.SMTP(host, port, timeout=30) as smtp:
+        smtp.starttls(context=context)
+        smtp.ehlo()
+        smtp.user, smtp.password = user, password
+        smtp.auth("PLAIN", smtp.auth_plain)
+        smtp.sendmail(sender, [recipient], RAW)
+
+
+def django_sender(port: int, ca: str, host: str = "localhost", user: str = USER, password: str = PASSWORD,
+                  recipient: str = "user@example.com") -> Optional[Callable[[], Any]]:
+    try:
+        import django  # type: ignore[import-untyped]
+        from django.conf import settings  # type: ignore[import-untyped]
+        from django.core import mail  # type: ignore[import-untyped]
+    except ImportError:
+        print("  (Django is not installed: its column is left out)")
+        return None
+    os.environ["SSL_CERT_FILE"] = ca   # Django's backend verifies with the default context
+    if not settings.configured:
+        settings.configure(EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend")
+        django.setup()
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = host, port, True
+    settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD, settings.EMAIL_TIMEOUT = user, password, 30
+
+    def send() -> None:
+        mail.send_mail("benchmark", "Hello from the benchmark.", "app@example.com", [recipient])
+    return send
+
+
+def sync_round(label: str, port: int, context: ssl.SSLContext, ca: str, messages: int, threads: int,
+               received: Optional[Callable[[], int]], host: str = "localhost", user: str = USER,
+               password: str = PASSWORD, recipient: str = "user@example.com") -> None:
+    print(f"\n{label}: {messages} messages from {threads} threads, STARTTLS + AUTH")
+    before = received() if received else 0
+    with smtpsend.Transport(servers=[host], ports=[port], ssl_context=context, username=user,
+                            password=password, mechanisms="PLAIN", max_connections=threads) as transport:
+        pooled = threaded(messages, threads, lambda: transport.sendmessage(RAW, recipients=[recipient]))
+        stats = transport.stats
+    rows = [("smtpsend.Transport", pooled)]
+    plain = threaded(messages, threads, lambda: smtplib_send(port, context, host, user, password,
+                                                            recipient=recipient))
+    rows.append(("smtplib, a connection per message", plain))
+    django = django_sender(port, ca, host, user, password, recipient)
+    if django is not None:
+        rows.append(("Django send_mail() per message", threaded(messages, threads, django)))
+    for name, rate in rows:
+        print(f"  {name:36s} {rate:8.0f} msg/s   {pooled / rate:5.1f}x")
+    print(f"  Transport: {stats.connections_opened} connections opened, {stats.connections_reused} "
+          f"messages over a kept one")
+    if received:
+        got = received() - before
+        print(f"  the server received {got} messages ({len(rows)} x {messages} sent)")
+        assert got == len(rows) * messages
+
+
+async def async_transport(port: int, tasks: int) -> smtpsend.TransportStats:
+    async with smtpsend.AsyncTransport(servers=["127.0.0.1"], ports=[port], max_connections=8) as transport:
+        await asyncio.gather(*(transport.sendmessage(RAW) for _ in range(tasks)))
+        return transport.stats
+
+
+async def async_aiosmtplib(port: int, tasks: int) -> None:
+    import aiosmtplib
+    gate = asyncio.Semaphore(8)
+
+    async def one() -> None:
+        async with gate:
+            await aiosmtplib.send(RAW, sender="app@example.com", recipients=["user@example.com"],
+                                  hostname="127.0.0.1", port=port, start_tls=False)
+    await asyncio.gather(*(one() for _ in range(tasks)))
+
+
+def measured(run: Callable[[], Any]) -> tuple[float, int, Any]:
+    """(seconds untraced, peak bytes traced in a second run, result)."""
+    started = time.perf_counter()
+    result = run()
+    seconds = time.perf_counter() - started
+    tracemalloc.start()
+    run()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return seconds, peak, result
+
+
+def async_round(tasks: int) -> None:
+    print(f"\nasyncio: {tasks} concurrent tasks, at most 8 connections, plaintext loopback")
+    with server_process() as (port, received):
+        before = received()
+        seconds, peak, stats = measured(lambda: asyncio.run(async_transport(port, tasks)))
+        got = received() - before
+        assert got == 2 * tasks, got
+        print(f"  {'smtpsend.AsyncTransport':36s} {seconds:6.2f} s {tasks / seconds:8.0f} msg/s  "
+              f"peak {peak / 1e6:6.1f} MB  ({stats.connections_opened} connections)")
+        try:
+            import aiosmtplib  # noqa: F401
+        except ImportError:
+            print("  (aiosmtplib is not installed: pip install aiosmtplib for its column)")
+            return
+        before = received()
+        other, other_peak, _ = measured(lambda: asyncio.run(async_aiosmtplib(port, tasks)))
+        assert received() - before == 2 * tasks
+        print(f"  {'aiosmtplib.send + Semaphore(8)':36s} {other:6.2f} s {tasks / other:8.0f} msg/s  "
+              f"peak {other_peak / 1e6:6.1f} MB")
+        print(f"  AsyncTransport: {other / seconds:.1f}x aiosmtplib's speed, {peak / max(other_peak, 1):.1f}x its "
+              "peak memory")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--tasks", type=int, default=10000)
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args()
+    try:
+        import trustme
+    except ImportError:
+        sys.exit("the benchmark needs trustme (pip install trustme) for its throwaway CA")
+    ca = trustme.CA()
+    with tempfile.TemporaryDirectory() as tmp:
+        cert = ca.issue_cert("localhost", "127.0.0.1")
+        paths = [os.path.join(tmp, name) for name in ("cert.pem", "key.pem", "ca.pem")]
+        cert.private_key_and_cert_chain_pem.write_to_path(paths[0])
+        cert.private_key_pem.write_to_path(paths[1])
+        ca.cert_pem.write_to_path(paths[2])
+        context = ssl.create_default_context(cafile=paths[2])
+        with server_process((paths[0], paths[1])) as (port, received):
+            sync_round("loopback capture server", port, context, paths[2], args.messages, args.threads, received)
+        state = os.environ.get("MAILRIG_STATE")
+        if state:
+            sys.path.insert(0, str(ROOT / "tests" / "rig"))
+            rig: Any = importlib.import_module("rig")   # the rig's ports and users
+            user, (password, _) = next(iter(rig.USERS.items()))
+            rig_ca = os.path.join(state, "tls", "ca.pem")
+            sync_round("the rig's Postfix (submission port)", rig.PORTS["submission"],
+                       ssl.create_default_context(cafile=rig_ca), rig_ca, args.messages, args.threads, None,
+                       host="localhost", user=user, password=password, recipient=user)
+    async_round(args.tasks)
+
+
+if __name__ == "__main__":
+    main()
