@@ -346,13 +346,18 @@ def _scan(part: Part) -> tuple[bool, bool]:
     labelled binary (RFC 3030), and whether ``part.iterbytes()`` is sure to
     yield CRLF line breaks only, so MessageData need not normalise them.
 
-    Not sure -- crlf False -- for a built leaf that is not text/* and is
-    labelled 7bit or 8bit (its octets are written as given, bare CR and LF
-    included) and for a preamble or epilogue with a bare CR or LF (written
-    as set). Everything else iterbytes() makes CRLF itself: text bodies,
-    base64 and quoted-printable, fields, and parsed parts (their line
-    breaks made CRLF when the message had others); tests/test_data.py
-    checks that claim over many kinds of part.
+    Sure only for a built message (every part made with
+    ``mimecompose.initialize``, none parsed): its bodies come out of the
+    encoders (text line breaks made CRLF, base64, quoted-printable) and its
+    fields out of the field formatter -- except a leaf that is not text/*
+    and is labelled 7bit or 8bit (its octets are written as given, bare CR
+    and LF included) and a preamble or epilogue with a bare CR or LF
+    (written as set). A parsed part -- which raw bytes and email.message
+    objects become -- is always normalised: its octets are re-read from
+    the buffer (or the file it was parsed from) as they were, so no bare
+    CR or LF can reach the wire whatever happened to them since
+    (RFC 5321 section 2.3.8). tests/test_data.py checks the claim over
+    many kinds of part.
 
     Reads the labels only, through public Part methods: the ``content``
     and ``encoding`` properties, never ``size`` (which decodes the body).
@@ -365,14 +370,15 @@ def _scan(part: Part) -> tuple[bool, bool]:
         encoding = node.getproperty("encoding")
         if encoding == "binary":
             binary = True
+        if node.parsed:
+            crlf = False
         for text in (node.preamble, node.epilogue):
             if text and not _only_crlf(text):
                 crlf = False
         try:
             stack.extend(node.getproperty("parts"))
         except MimeError:   # a leaf
-            if (encoding in ("7bit", "8bit") and not node.parsed
-                    and not node.getproperty("content").startswith("text/")):
+            if encoding in ("7bit", "8bit") and not node.getproperty("content").startswith("text/"):
                 crlf = False
     return binary, crlf
 

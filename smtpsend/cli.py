@@ -19,6 +19,12 @@ the user's file (``--config``, ``$SMTPSEND_CONFIG``, or
 winning. Both use msmtp's syntax and key names. The environment
 (``$SMTPSEND_URL``, ``$SMTPSEND_FROM``... see apply_environment) overrides
 them, and the command line overrides the environment.
+
+This module is the entry point (main), the flags and the sending; the
+rest of the command is in smtpsend._cliconfig (configuration files, the
+account, the environment), smtpsend._clicredentials (user names, passwords,
+tokens), smtpsend._cliserve (``smtpsend serve``) and smtpsend._cliexit
+(exit statuses and messages), which import one way: none imports this module.
 """
 
 from __future__ import annotations
@@ -27,583 +33,32 @@ import argparse
 import dataclasses
 import itertools
 import logging
-import mailbox
-import math
-import netrc
 import os
 import ssl
-import stat
-import subprocess
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, Any, Callable, NoReturn, Optional, TextIO, cast
 
 import mimecompose
 
 from . import _errors as errors
+from ._cliconfig import (Account, account_settings, apply_environment, check_client, config_path, one_line,
+                         resolve_account, seconds_value, server_value, system_config_path, url_problem)
+from ._clicredentials import PASSWORD_TIMEOUT, Credentials
+from ._cliexit import (EX_CONFIG, EX_DATAERR, EX_IOERR, EX_NOPERM, EX_OK, EX_SOFTWARE, EX_TEMPFAIL, EX_USAGE,
+                       CLIError, NoPassword, Warn, clean, describe, exit_code, flag_type, parse_arguments, server_text,
+                       warner)
+from ._cliserve import serve
 from ._envelope import envelope, transmitted
 from ._options import mechanisms as mechanism_list, parse_server, protocol_port, server_url, url_options
 from ._url import is_url, parse_url
 from ._sync import sendmessage
 from ._esmtp import Delivery
 
-EX_OK = 0
-EX_USAGE = 64        # bad flags or flag values, no recipients, a missing file, an unknown account
-EX_DATAERR = 65      # a malformed message or address, no sender, refused content
-EX_NOUSER = 67       # a recipient refused permanently
-EX_UNAVAILABLE = 69  # no server reachable, every server refused
-EX_SOFTWARE = 70     # an internal error (a bug)
-EX_IOERR = 74        # reading the message or writing the output failed
-EX_TEMPFAIL = 75     # try again later
-EX_NOPERM = 77       # authentication, TLS, no password
-EX_CONFIG = 78       # a configuration file that cannot be used
-
-SYSTEM_CONFIG = "/etc/smtpsend.conf"
-PASSWORD_TIMEOUT = 120.0         # seconds a password command may take (a person may be typing a passphrase)
-MAX_CONFIG = 1 << 20             # octets: a configuration file larger than this is refused
-MAX_WARNINGS = 20
-
-Warn = Callable[[str], None]
-
-
-class CLIError(Exception):
-    """A failure the command reports as one message and an exit status."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class NoPassword(Exception):
-    """A user name but no password for one server (recorded as that server's attempt)."""
-
-
-# ---------------------------------------------------------------- output
-
-_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
-_CONTROLS_KEEP_LINES = {c: v for c, v in _CONTROLS.items() if c not in (0x09, 0x0A)}
-
-
-def clean(text: str, lines: bool = False) -> str:
-    """``text`` safe for a terminal: control characters (escape sequences,
-    CR, and LF unless ``lines``) written as ``\\xNN``. Server replies and
-    client data reach stderr/stdout through this, never raw."""
-    return text.translate(_CONTROLS_KEEP_LINES if lines else _CONTROLS)
-
-
-def warner(stderr: IO[str]) -> Warn:
-    """A function printing each distinct warning once on ``stderr`` (the
-    first MAX_WARNINGS of them: a file of nonsense is not echoed line by line)."""
-    seen: set[str] = set()
-
-    def warn(message: str) -> None:
-        if message in seen or len(seen) > MAX_WARNINGS:
-            return
-        seen.add(message)
-        text = "further warnings are not shown" if len(seen) > MAX_WARNINGS else clean(message)
-        stderr.write(f"smtpsend: warning: {text}\n")
-        stderr.flush()
-    return warn
-
-
-# ---------------------------------------------------------------- configuration files
-
-def system_config_path() -> str:
-    """The system-wide file: ``$SMTPSEND_SYSCONFIG``, else /etc/smtpsend.conf."""
-    return os.environ.get("SMTPSEND_SYSCONFIG") or SYSTEM_CONFIG
-
-
-def config_path() -> str:
-    """The user's file: ``$SMTPSEND_CONFIG``, else ~/.config/smtpsend/config."""
-    return os.environ.get("SMTPSEND_CONFIG") or os.path.join(
-        os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "smtpsend", "config")
-
-
-def msmtprc_paths() -> list[str]:
-    """Where msmtp keeps a user's configuration, in the order we look."""
-    return [os.path.expanduser("~/.msmtprc"),
-            os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config"), "msmtp", "config")]
-
-
-# The keys smtpsend uses (msmtp's names; docs/cli.md maps each one).
-KEYS = frozenset({
-    "host", "port", "from", "from_full_name", "user", "password", "passwordeval", "password_timeout",
-    "auth", "tls", "tls_starttls", "tls_trust_file", "tls_certcheck", "tls_nocertcheck", "tlspolicy",
-    "mechanisms", "timeout", "domain", "dsn_notify", "dsn_return", "logfile", "protocol",
-    "dkim_domain", "dkim_selector", "dkim_key", "dkim_algorithm", "dkim_headers", "dkim_canonicalization",
-})
-SECRET_KEYS = frozenset({"password", "passwordeval"})
-CREDENTIAL_KEYS = frozenset({"user", "password", "passwordeval", "auth", "mechanisms"})
-# msmtp keys smtpsend does not support. The set holds the values that are
-# what smtpsend does anyway (accepted quietly); any other value is a warning.
-MSMTP_UNSUPPORTED: dict[str, frozenset[str]] = {
-    "add_missing_date_header": frozenset({"", "on"}), "add_missing_from_header": frozenset({"", "on"}),
-    "aliases": frozenset(), "allow_from_override": frozenset({"", "on"}), "auto_from": frozenset({"off"}),
-    "eval": frozenset(), "keepbcc": frozenset({"off"}), "logfile_time_format": frozenset(),
-    "maildomain": frozenset(), "ntlmdomain": frozenset(), "remove_bcc_headers": frozenset({"", "on"}),
-    "set_date_header": frozenset({"auto"}), "set_from_header": frozenset({"auto"}),
-    "set_msgid_header": frozenset({"auto"}), "source_ip": frozenset(), "syslog": frozenset({"off"}),
-    "tls_cert_file": frozenset(), "tls_crl_file": frozenset(), "tls_fingerprint": frozenset(),
-    "tls_force_sslv3": frozenset({"off"}), "tls_host_override": frozenset(), "tls_key_file": frozenset(),
-    "tls_min_dh_prime_bits": frozenset(), "tls_priorities": frozenset(),
-    "undisclosed_recipients": frozenset({"off"}),
-}
-# msmtp keys whose absence would change where the mail goes: refused, never ignored.
-MSMTP_REFUSED = {"proxy_host": "a SOCKS proxy", "proxy_port": "a SOCKS proxy", "socket": "a local socket"}
-
-Setting = tuple[str, str]        # (value, "FILE:LINE")
-
-
-@dataclass
-class ConfigFile:
-    """One parsed file: its accounts (``default`` included when the file
-    names one or has ``defaults``) and whether it holds a secret."""
-
-    path: str
-    accounts: dict[str, dict[str, Setting]]
-    holds_secret: bool
-
-
-_BLANKS = " \t\r\v\f"
-
-
-def unquote(text: str, where: str) -> str:
-    """A value as msmtp writes it: as is, or in double quotes with ``\\"``
-    and ``\\\\`` escaped inside. Raises CLIError (78) for a missing closing
-    quote or text after it."""
-    if not text.startswith('"'):
-        return text
-    out: list[str] = []
-    i = 1
-    while i < len(text):
-        c = text[i]
-        if c == "\\" and i + 1 < len(text) and text[i + 1] in '"\\':
-            out.append(text[i + 1])
-            i += 2
-            continue
-        if c == '"':
-            if text[i + 1:].strip(_BLANKS):
-                raise CLIError(f"{where}: text after the closing quote", EX_CONFIG)
-            return "".join(out)
-        out.append(c)
-        i += 1
-    raise CLIError(f"{where}: the value has no closing quote", EX_CONFIG)
-
-
-def parse_config(text: str, path: str, warn: Warn) -> ConfigFile:
-    """msmtp's syntax: one ``key value`` per line (blanks or tabs between),
-    ``#`` comments, ``defaults`` (settings for the accounts that follow),
-    ``account NAME`` and ``account NAME : BASE[, BASE...]`` (starting from
-    copies of earlier accounts); ``account default : NAME`` names the
-    default. A key smtpsend does not know is a warning naming it. Raises
-    CLIError (78) for a malformed line."""
-    accounts: dict[str, dict[str, Setting]] = {}
-    defaults: dict[str, Setting] = {}
-    current = defaults
-    holds_secret = False
-    for number, raw in enumerate(text.split("\n"), 1):
-        line = raw.strip(_BLANKS)
-        if not line or line.startswith("#"):
-            continue
-        where = f"{path}:{number}"
-        split = next((i for i, c in enumerate(line) if c in _BLANKS), len(line))
-        key, rest = line[:split], line[split:].strip(_BLANKS)
-        if key == "defaults":
-            if rest:
-                raise CLIError(f"{where}: 'defaults' takes no value", EX_CONFIG)
-            current = defaults
-        elif key == "account":
-            name, colon, bases = rest.partition(":")
-            name = name.strip(_BLANKS)
-            if not name or any(c in _BLANKS + ",\"" for c in name):
-                raise CLIError(f"{where}: 'account' needs a name", EX_CONFIG)
-            if name in accounts:
-                raise CLIError(f"{where}: account {name!r} is defined twice", EX_CONFIG)
-            current = dict(defaults)
-            for base in (b.strip(_BLANKS) for b in bases.split(",")) if colon else ():
-                if base not in accounts:
-                    raise CLIError(f"{where}: account {name!r} starts from {base!r}, which is not defined above",
-                                   EX_CONFIG)
-                current.update(accounts[base])
-            accounts[name] = current
-        else:
-            if key not in KEYS and key not in MSMTP_UNSUPPORTED and key not in MSMTP_REFUSED:
-                warn(f"{where}: unknown key {key!r} (ignored)")
-                continue
-            current[key] = (unquote(rest, where), where)
-            holds_secret = holds_secret or key in SECRET_KEYS
-    if "default" not in accounts and defaults:
-        accounts["default"] = defaults
-    return ConfigFile(path, accounts, holds_secret)
-
-
-def check_private(path: str, info: os.stat_result, strict: bool, warn: Warn) -> None:
-    """A file holding a password or a password command must be the user's
-    own and private: others who can write it can run commands as the user
-    (``passwordeval``) or redirect the mail; others who can read it have the
-    password. ``strict`` (smtpsend's own files) refuses a file others can
-    read; msmtp's files get a warning for that, as msmtp gives. Raises
-    CLIError (78)."""
-    problems = []
-    euid = os.geteuid() if hasattr(os, "geteuid") else None
-    if euid is not None and info.st_uid not in (euid, 0):
-        problems.append(f"it belongs to another user (uid {info.st_uid})")
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        problems.append("others can write to it")
-    readable = bool(info.st_mode & (stat.S_IRGRP | stat.S_IROTH))
-    if problems or (readable and strict):
-        if readable:
-            problems.append("others can read it")
-        raise CLIError(f"{path} holds a password (password or passwordeval) but {' and '.join(problems)}; "
-                       f"not using it: make it yours and private (chmod 600 {path})", EX_CONFIG)
-    if readable:
-        warn(f"{path} holds a password and others can read it (chmod 600 {path})")
-
-
-def load_config(path: str, strict: bool, warn: Warn, optional: bool = False) -> Optional[ConfigFile]:
-    """Read and parse one configuration file; None when it does not exist
-    (or, when ``optional``, cannot be read: a warning). Raises CLIError (78)
-    for a file that cannot be read, is not UTF-8, is malformed, or holds a
-    password others can reach."""
-    try:
-        fh = open(path, "rb")
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        if optional:
-            warn(f"cannot read {path} ({exc.strerror}); not using it")
-            return None
-        raise CLIError(f"cannot read the configuration file {path}: {exc.strerror}", EX_CONFIG) from None
-    with fh:
-        try:
-            info = os.fstat(fh.fileno())
-            data = fh.read(MAX_CONFIG + 1)
-        except OSError as exc:
-            raise CLIError(f"cannot read the configuration file {path}: {exc.strerror}", EX_CONFIG) from None
-    if len(data) > MAX_CONFIG:
-        raise CLIError(f"{path}: larger than {MAX_CONFIG} octets; not a configuration file", EX_CONFIG)
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise CLIError(f"{path}:{line}: not valid UTF-8 (the file must be UTF-8 text)", EX_CONFIG) from None
-    config = parse_config(text, path, warn)
-    if config.holds_secret:
-        check_private(path, info, strict, warn)
-    return config
-
-
-def account_settings(args: argparse.Namespace, warn: Warn) -> dict[str, Setting]:
-    """The settings of the chosen account (``--account``, else
-    ``default``): the system file's, then the user's file's on top, key by
-    key. When the user's account names a ``host``, the system file's
-    credentials are dropped: they were written for another server. Raises
-    CLIError: 64 for a missing ``--config``/``--msmtprc`` file or an
-    unknown account, 78 for a file that cannot be used."""
-    if args.config and args.msmtprc:
-        raise CLIError("--config and --msmtprc exclude each other", EX_USAGE)
-    system = load_config(system_config_path(), True, warn, optional=True)
-    if args.msmtprc or args.config:
-        path = args.msmtprc or args.config
-        user = load_config(path, not args.msmtprc, warn)
-        if user is None:
-            raise CLIError(f"configuration file {path} not found", EX_USAGE)
-    else:
-        user = load_config(config_path(), True, warn)
-        for path in msmtprc_paths() if user is None else ():
-            user = load_config(path, False, warn)
-            if user is not None:
-                break
-    name = args.account or "default"
-    settings: dict[str, Setting] = {}
-    found = False
-    for config in (system, user):
-        account = config.accounts.get(name) if config else None
-        if account is None:
-            continue
-        found = True
-        if config is user and "host" in account:
-            settings = {k: v for k, v in settings.items() if k not in CREDENTIAL_KEYS}
-        settings.update(account)
-    if args.account and not found:
-        files = [c.path for c in (system, user) if c]
-        raise CLIError(f"no account {name!r} in {' or '.join(files)}" if files else
-                       f"no account {name!r}: no configuration file ({config_path()}, "
-                       f"{system_config_path()} or ~/.msmtprc)", EX_USAGE)
-    return settings
-
-
-@dataclass
-class Account:
-    """The chosen account's settings, checked and converted."""
-
-    host: Optional[str] = None
-    port: Optional[int] = None
-    sender: Optional[str] = None
-    fullname: Optional[str] = None
-    user: Optional[str] = None
-    password: Optional[str] = field(default=None, repr=False)
-    passwordeval: Optional[str] = None
-    password_timeout: Optional[float] = None
-    auth: Optional[bool] = None
-    usetls: Optional[bool] = None
-    tlsimport: Optional[bool] = None
-    tlspolicy: Optional[str] = None
-    require_tls: bool = False            # msmtp's "tls on": TLS or nothing
-    cafile: Optional[str] = None
-    mechanisms: Optional[str] = None
-    timeout: Optional[float] = None
-    client: Optional[str] = None
-    notify: Optional[str] = None
-    ret: Optional[str] = None
-    logfile: Optional[str] = None
-    servers: list[str] = field(default_factory=list, repr=False)   # from $SMTPSEND_URL or $SMTPSEND_SERVER
-    protocol: Optional[str] = None       # msmtp's "protocol": smtp or lmtp
-    dkim: dict[str, Setting] = field(default_factory=dict)   # the dkim_* keys, checked by dkim_signers()
-
-
-def _bool(value: str, where: str, key: str) -> bool:
-    word = value.lower()
-    if word in ("", "on", "yes", "true", "1"):
-        return True
-    if word in ("off", "no", "false", "0"):
-        return False
-    raise CLIError(f"{where}: {key} must be on or off, not {value!r}", EX_CONFIG)
-
-
-def _seconds_value(value: str) -> Optional[float]:
-    """A positive, finite number of seconds, or None."""
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds > 0 else None
-
-
-def _one_line(value: str) -> bool:
-    return not any(c in value for c in "\r\n\0")
-
-
-def _check_client(name: str) -> Optional[str]:
-    """The EHLO name, or None when it is not a host name or address literal."""
-    if not name or any(c.isspace() or c in "\0<>" for c in name):
-        return None
-    return name
-
-
-def resolve_account(settings: dict[str, Setting], warn: Warn) -> Account:
-    """Check and convert the settings (docs/cli.md maps msmtp's keys to
-    ours). Raises CLIError (78) naming the file and line of a bad value."""
-    account = Account()
-    for key, (value, where) in settings.items():
-        if key in MSMTP_REFUSED:
-            raise CLIError(f"{where}: {key} ({MSMTP_REFUSED[key]}) is not supported by smtpsend; "
-                           "not sending without it", EX_CONFIG)
-        if key in MSMTP_UNSUPPORTED:
-            if value.lower() not in MSMTP_UNSUPPORTED[key]:
-                warn(f"{where}: msmtp's {key!r} is not supported by smtpsend (ignored)")
-            continue
-        if key == "host":
-            try:
-                parse_server(value, None, 25)
-            except errors.UsageError:
-                raise CLIError(f"{where}: malformed host {value!r}", EX_CONFIG) from None
-            account.host = value
-        elif key == "port":
-            if not (value.isdigit() and value.isascii() and 0 < int(value) < 65536):
-                raise CLIError(f"{where}: port must be a number from 1 to 65535, not {value!r}", EX_CONFIG)
-            account.port = int(value)
-        elif key == "from":
-            found = mimecompose.parseaddress(value) if _one_line(value) else []
-            if len(found) != 1 or found[0].error or not found[0].address:
-                raise CLIError(f"{where}: from must be one address, not {value!r}", EX_CONFIG)
-            account.sender = value
-        elif key in ("from_full_name", "user", "domain"):
-            if not value or not _one_line(value):
-                raise CLIError(f"{where}: {key} must be one line of text", EX_CONFIG)
-            if key == "domain" and _check_client(value) is None:
-                raise CLIError(f"{where}: domain must be a host name, not {value!r}", EX_CONFIG)
-            setattr(account, {"from_full_name": "fullname", "user": "user", "domain": "client"}[key], value)
-        elif key == "password":
-            account.password = value
-        elif key == "passwordeval":
-            account.passwordeval = value or None
-        elif key in ("timeout", "password_timeout"):
-            seconds = None if key == "timeout" and value == "off" else _seconds_value(value)
-            if seconds is None and value != "off":
-                raise CLIError(f"{where}: {key} must be a positive number of seconds, not {value!r}", EX_CONFIG)
-            setattr(account, key, seconds)
-        elif key == "auth":
-            if value.lower() in ("", "on", "off"):
-                account.auth = value.lower() != "off"
-            elif value.replace("-", "").replace("_", "").isalnum():
-                account.auth = True
-                account.mechanisms = account.mechanisms or value.upper()
-            else:
-                raise CLIError(f"{where}: auth must be on, off or a mechanism, not {value!r}", EX_CONFIG)
-        elif key == "mechanisms":
-            account.mechanisms = value
-        elif key == "tls":
-            account.usetls = _bool(value, where, key)
-            account.require_tls = account.usetls
-        elif key == "tls_starttls":
-            account.tlsimport = not _bool(value, where, key)
-        elif key == "tls_trust_file":
-            account.cafile = None if value in ("", "system") else os.path.expanduser(value)
-        elif key in ("tls_certcheck", "tls_nocertcheck"):
-            if _bool(value, where, key) == (key == "tls_nocertcheck"):
-                warn(f"{where}: {key} {value}: smtpsend always verifies the server's certificate "
-                     "(trust a private CA with tls_trust_file)")
-        elif key == "tlspolicy":
-            if value not in ("secure", "insecure"):
-                raise CLIError(f"{where}: tlspolicy must be secure or insecure, not {value!r}", EX_CONFIG)
-            account.tlspolicy = value
-        elif key == "dsn_notify":
-            account.notify = None if value == "off" else value
-        elif key == "dsn_return":
-            ret = {"off": None, "headers": "HDRS", "hdrs": "HDRS", "full": "FULL"}.get(value.lower(), "?")
-            if ret == "?":
-                raise CLIError(f"{where}: dsn_return must be off, headers or full, not {value!r}", EX_CONFIG)
-            account.ret = ret
-        elif key == "logfile":
-            account.logfile = os.path.expanduser(value) if value else None
-        elif key.startswith("dkim_"):
-            account.dkim[key] = (value, where)
-        elif key == "protocol":
-            if value.lower() not in ("smtp", "lmtp"):
-                raise CLIError(f"{where}: protocol must be smtp or lmtp, not {value!r}", EX_CONFIG)
-            account.protocol = value.lower()
-    if account.notify is not None:
-        try:
-            Delivery(notify=account.notify)
-        except errors.UsageError:
-            raise CLIError(f"{settings['dsn_notify'][1]}: dsn_notify must be off, never, or any of "
-                           f"success, failure, delay, not {account.notify!r}", EX_CONFIG) from None
-    if not account.usetls:
-        account.tlsimport = None if account.usetls is None else False
-    return account
-
-
-# ---------------------------------------------------------------- the environment
-
-# What the command reads from the environment (docs/cli.md, "Environment"):
-# each one overrides the configuration files' setting, and a flag overrides it.
-ENVIRONMENT = ("SMTPSEND_URL", "SMTPSEND_SERVER", "SMTPSEND_FROM", "SMTPSEND_USER", "SMTPSEND_PASSWORD",
-               "SMTPSEND_TLSPOLICY", "SMTPSEND_CAFILE", "SMTPSEND_TIMEOUT", "SMTPSEND_CLIENT")
-# The account's settings a server named by the environment replaces: they
-# were written for the account's own server (with $SMTPSEND_SERVER, only
-# the credentials, and only when the account names a host).
-URL_REPLACES = {"host": None, "port": None, "usetls": None, "tlsimport": None, "require_tls": False,
-                "tlspolicy": None, "user": None, "password": None, "passwordeval": None, "auth": None,
-                "mechanisms": None, "protocol": None}
-CREDENTIALS_REPLACED = {"user": None, "password": None, "passwordeval": None, "auth": None, "mechanisms": None}
-
-
-def apply_environment(account: Account, environ: Optional[dict[str, str]] = None) -> Account:
-    """The account with the environment's settings on top (an empty
-    variable counts as unset): ``$SMTPSEND_URL`` (one server URL, or
-    several separated by blanks, tried in order) or ``$SMTPSEND_SERVER``
-    (HOST[:PORT]), and ``$SMTPSEND_FROM``, ``_USER``, ``_PASSWORD``,
-    ``_TLSPOLICY``, ``_CAFILE``, ``_TIMEOUT``, ``_CLIENT``. Raises
-    CLIError (64) naming the variable of a bad value (never showing a URL
-    or a password)."""
-    env = os.environ if environ is None else environ
-
-    def get(name: str) -> Optional[str]:
-        return env.get(name) or None
-    urls, server = get("SMTPSEND_URL"), get("SMTPSEND_SERVER")
-    if urls and server:
-        raise CLIError("$SMTPSEND_URL and $SMTPSEND_SERVER exclude each other: set one of them", EX_USAGE)
-    if urls:
-        for n, entry in enumerate(urls.split(), 1):
-            problem = _url_problem(entry)
-            if problem:
-                raise CLIError(f"$SMTPSEND_URL, URL {n}: {problem}", EX_USAGE)
-        for name, value in URL_REPLACES.items():
-            setattr(account, name, value)
-        account.servers = urls.split()
-    elif server:
-        if "@" in server:
-            raise CLIError("$SMTPSEND_SERVER holds an '@' (a user): put a server URL with the user in $SMTPSEND_URL "
-                           "(the value is not shown: it may hold a password)", EX_USAGE)
-        if is_url(server) or _server_value(server) is None:
-            raise CLIError(f"$SMTPSEND_SERVER must be HOST, HOST:PORT or [ADDRESS]:PORT, not {clean(server)!r} "
-                           "(a server URL goes in $SMTPSEND_URL)", EX_USAGE)
-        if account.host:
-            for name, value in CREDENTIALS_REPLACED.items():
-                setattr(account, name, value)
-        account.host, account.port, account.servers = None, None, [server]
-    sender = get("SMTPSEND_FROM")
-    if sender is not None:
-        found = mimecompose.parseaddress(sender) if _one_line(sender) else []
-        if len(found) != 1 or found[0].error or not found[0].address:
-            raise CLIError(f"$SMTPSEND_FROM must be one address, not {clean(sender)!r}", EX_USAGE)
-        account.sender = sender
-    user = get("SMTPSEND_USER")
-    if user is not None:
-        if not _one_line(user):
-            raise CLIError("$SMTPSEND_USER must be one line of text", EX_USAGE)
-        account.user, account.auth = user, None
-    password = get("SMTPSEND_PASSWORD")
-    if password is not None:
-        account.password, account.passwordeval = password, None
-    policy = get("SMTPSEND_TLSPOLICY")
-    if policy is not None:
-        if policy not in ("secure", "insecure"):
-            raise CLIError(f"$SMTPSEND_TLSPOLICY must be secure or insecure, not {clean(policy)!r}", EX_USAGE)
-        account.tlspolicy = policy
-    cafile = get("SMTPSEND_CAFILE")
-    if cafile is not None:
-        account.cafile = os.path.expanduser(cafile)
-    timeout = get("SMTPSEND_TIMEOUT")
-    if timeout is not None:
-        account.timeout = _seconds_value(timeout)
-        if account.timeout is None:
-            raise CLIError(f"$SMTPSEND_TIMEOUT must be a positive number of seconds, not {clean(timeout)!r}",
-                           EX_USAGE)
-    client = get("SMTPSEND_CLIENT")
-    if client is not None:
-        account.client = _check_client(client)
-        if account.client is None:
-            raise CLIError(f"$SMTPSEND_CLIENT must be a host name or address literal, not {clean(client)!r}",
-                           EX_USAGE)
-    return account
-
-
-def _url_problem(entry: str) -> Optional[str]:
-    """What is wrong with a server URL (parse_url's UsageError, which never
-    shows the URL), or None."""
-    problem: Optional[str] = None
-    try:
-        parse_url(entry)
-    except errors.UsageError as exc:
-        problem = str(exc)
-    return problem
-
 
 # ---------------------------------------------------------------- arguments
-
-def _flag_type(check: Callable[[str], Any], what: str) -> Callable[[str], Any]:
-    """An argparse type: ``check(text)`` returns the value or None."""
-    def convert(text: str) -> Any:
-        value = check(text)
-        if value is None:
-            raise argparse.ArgumentTypeError(f"{what}, not {text!r}")
-        return value
-    return convert
-
-
-def _server_value(text: str) -> Optional[str]:
-    try:
-        parse_server(text, None, 25)
-    except errors.UsageError:
-        return None
-    return text
-
 
 def _server_flag(text: str) -> str:
     """The argparse type of --server: HOST[:PORT], [ADDRESS]:PORT or a
@@ -614,11 +69,11 @@ def _server_flag(text: str) -> str:
         if "@" in text:
             raise argparse.ArgumentTypeError("an '@' names a user: write the server as a URL, smtp://user@host "
                                              "(the value is not shown: it may hold a password)")
-        if _server_value(text) is None:
+        if server_value(text) is None:
             raise argparse.ArgumentTypeError(f"must be HOST, HOST:PORT, [ADDRESS]:PORT or a server URL, "
                                              f"not {clean(text)!r}")
         return text
-    problem = _url_problem(text)
+    problem = url_problem(text)
     if problem:
         raise argparse.ArgumentTypeError(problem)
     if parse_url(text).password is not None:
@@ -640,17 +95,15 @@ def _header_value(text: str) -> Optional[tuple[str, str]]:
     name, sep, value = text.partition(":")
     name, value = name.strip(), value.strip()
     # RFC 5322 section 2.2: a field name is printable US-ASCII except the colon
-    if not sep or not name or not all(33 <= ord(c) <= 126 for c in name) or not _one_line(value):
+    if not sep or not name or not all(33 <= ord(c) <= 126 for c in name) or not one_line(value):
         return None
     return name, value
 
 
 DKIM_ALGORITHMS = ("rsa-sha256", "ed25519-sha256")
 DKIM_CANONICALIZATIONS = ("relaxed/relaxed", "relaxed/simple", "simple/relaxed", "simple/simple")
-SECONDS = _flag_type(_seconds_value, "must be a positive number of seconds")
-ONE_LINE = _flag_type(lambda t: t if _one_line(t) else None, "must be one line (no CR, LF or NUL)")
-PORT = _flag_type(lambda t: int(t) if t.isdigit() and t.isascii() and int(t) < 65536 else None,
-                  "must be a port number from 0 to 65535")
+SECONDS = flag_type(seconds_value, "must be a positive number of seconds")
+ONE_LINE = flag_type(lambda t: t if one_line(t) else None, "must be one line (no CR, LF or NUL)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -686,13 +139,13 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--attach", action="append", default=[], metavar="FILE", help="attach a file (repeatable)")
     c.add_argument("--html", metavar="FILE", help="an HTML alternative to the text body")
     c.add_argument("--header", action="append", default=[], metavar="'Name: value'",
-                   type=_flag_type(_header_value, "must be 'Name: value' on one line"),
+                   type=flag_type(_header_value, "must be 'Name: value' on one line"),
                    help="add a header field (repeatable)")
     n = p.add_argument_group("connection (every sendmessage option)")
     n.add_argument("--server", action="append", default=[], metavar="HOST[:PORT]|URL", type=_server_flag,
                    help="server to try, in order (repeatable): HOST[:PORT], or a URL such as "
                         "smtps://user@host (no password: see $SMTPSEND_URL)")
-    n.add_argument("--client", type=_flag_type(_check_client, "must be a host name or address literal"),
+    n.add_argument("--client", type=flag_type(check_client, "must be a host name or address literal"),
                    help="the name to give in EHLO")
     n.add_argument("--tls", dest="usetls", action="store_true", default=None, help="use STARTTLS when offered (the default)")
     n.add_argument("--no-tls", dest="usetls", action="store_false", help="never use STARTTLS")
@@ -715,7 +168,7 @@ def parser() -> argparse.ArgumentParser:
     n.add_argument("--timeout", type=SECONDS, metavar="S", help="seconds for connecting and each reply")
     n.add_argument("--maxsecs", type=SECONDS, metavar="S", default=120.0, help="seconds to wait after the message data (default 120)")
     n.add_argument("--deliverby", help="RFC 2852 BY=, e.g. 3600;R")
-    n.add_argument("--priority", type=_flag_type(_priority_value, "must be a number from -9 to 9"),
+    n.add_argument("--priority", type=flag_type(_priority_value, "must be a number from -9 to 9"),
                    help="RFC 6710 MT-PRIORITY, -9 to 9")
     n.add_argument("--requiretls", action="store_true", help="RFC 8689 REQUIRETLS")
     n.add_argument("--mail-auth", metavar="ADDR", help="RFC 4954 AUTH= on MAIL ('<>' for none)")
@@ -739,26 +192,6 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--dry-run", action="store_true", help="print the envelope and message instead of sending")
     g.add_argument("--trace", action="store_true", help="print the SMTP transcript (credentials redacted) on stderr")
     g.add_argument("--progress", action="store_true", help="draw a progress bar on stderr while sending")
-    return p
-
-
-def serve_parser() -> argparse.ArgumentParser:
-    """The parser of ``smtpsend serve`` (never abbreviated either)."""
-    p = argparse.ArgumentParser(prog="smtpsend serve", allow_abbrev=False,
-                                description="A capture SMTP server on 127.0.0.1 that prints or stores what it "
-                                            "receives and never relays anything.")
-    p.add_argument("--port", type=PORT, default=2525, help="port on 127.0.0.1 (0: any free port; default 2525)")
-    p.add_argument("--maildir", help="store each message in this Maildir")
-    p.add_argument("--mbox", help="append each message to this mbox file")
-    p.add_argument("--quiet", action="store_true", help="print only the envelope of each message")
-    p.add_argument("--tls-cert", metavar="FILE", help="certificate chain (PEM) to offer STARTTLS with")
-    p.add_argument("--tls-key", metavar="FILE", help="its private key (PEM), if not in the --tls-cert file")
-    p.add_argument("--tlsimport", action="store_true", help="speak TLS from the first byte (as on port 465)")
-    p.add_argument("--tls-implicit", dest="tls_implicit", action="store_true",
-                   help="deprecated: the old spelling of --tlsimport")
-    p.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD",
-                   help="accept AUTH (PLAIN, LOGIN, CRAM-MD5) with these credentials (repeatable; a test "
-                        "password: the command line is visible to every user)")
     return p
 
 
@@ -789,15 +222,6 @@ def check_text_arguments(p: argparse.ArgumentParser, args: argparse.Namespace) -
                     raise CLIError(f"the value of {names.get(dest, dest)} is not valid UTF-8 text", EX_USAGE) from None
 
 
-def parse_arguments(p: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-    """argparse, with its exit turned into CLIError: 64 for a usage error
-    (argparse has printed the usage), 0 for --help and --version."""
-    try:
-        return p.parse_args(argv)
-    except SystemExit as exit_:
-        raise CLIError("", EX_OK if exit_.code in (0, None) else EX_USAGE) from None
-
-
 def refuse_password_flag(argv: list[str]) -> None:
     """``--password`` does not exist on purpose: say why, and what to use."""
     for arg in itertools.takewhile(lambda a: a != "--", argv):
@@ -805,139 +229,6 @@ def refuse_password_flag(argv: list[str]) -> None:
             raise CLIError("there is no --password flag: a command line is visible to every user of the machine. "
                            "Use --password-command CMD, passwordeval in the configuration file, "
                            "$SMTPSEND_PASSWORD or ~/.netrc", EX_USAGE)
-
-
-# ---------------------------------------------------------------- credentials
-
-def run_password_command(command: str, timeout: float, what: str, *, env: Optional[dict[str, str]] = None,
-                         noun: str = "password") -> str:
-    """Run ``command`` through the shell (stdin empty, stderr the user's,
-    ``env`` the environment if given) and return its output less one
-    trailing LF or CRLF. Raises CLIError (77) when it fails, takes longer
-    than ``timeout`` seconds, prints nothing, several lines, or text that
-    is not UTF-8; the message never shows the output (the ``noun``, a
-    password or a token)."""
-    try:
-        proc = subprocess.Popen(command, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env)
-    except OSError as exc:
-        raise CLIError(f"cannot run the {what}: {exc.strerror}", EX_NOPERM) from None
-    try:
-        output, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise CLIError(f"the {what} did not finish within {timeout:g} seconds (set --password-timeout, "
-                       "or password_timeout in the configuration file)", EX_NOPERM) from None
-    finally:
-        if proc.returncode is None:         # timed out or interrupted: do not leave it running
-            proc.kill()
-            if proc.stdout:
-                proc.stdout.close()
-            proc.wait()
-    if proc.returncode != 0:
-        raise CLIError(f"the {what} failed (exit status {proc.returncode})", EX_NOPERM)
-    if output.endswith(b"\r\n"):
-        output = output[:-2]
-    elif output.endswith(b"\n"):
-        output = output[:-1]
-    if not output:
-        raise CLIError(f"the {what} printed no {noun}", EX_NOPERM)
-    if any(c in output for c in b"\r\n\0"):
-        raise CLIError(f"the {what} printed more than one line: it must print only the {noun} "
-                       "(e.g. pass show NAME | head -n 1)", EX_NOPERM)
-    try:
-        return output.decode("utf-8")
-    except UnicodeDecodeError:
-        raise CLIError(f"the {what} printed a {noun} that is not UTF-8", EX_NOPERM) from None
-
-
-def token_command(command: str, timeout: float) -> Callable[[str, bool], str]:
-    """``--token-command``: a ``token=`` callable that runs ``command``
-    through the shell with $SMTPSEND_TOKEN_USER (the user name) and
-    $SMTPSEND_TOKEN_REFRESH ("1" when the server rejected the last token
-    and a new one is wanted, else "0") and returns its one line of output.
-    Its failures are CLIError (see run_password_command); smtpsend reports
-    them as an AuthenticationError caused by it."""
-    def token(username: str, refresh: bool) -> str:
-        env = dict(os.environ, SMTPSEND_TOKEN_USER=username, SMTPSEND_TOKEN_REFRESH="1" if refresh else "0")
-        return run_password_command(command, timeout, "token command", env=env, noun="token")
-    return token
-
-
-class Credentials:
-    """The user name, and a password for each server: one given for all
-    servers (--password-command, $SMTPSEND_PASSWORD, passwordeval, password),
-    else the ~/.netrc entry of that server's own host. A password looked up
-    for one host is never sent to another."""
-
-    def __init__(self, args: argparse.Namespace, account: Account, warn: Warn, urls_name_users: bool = False
-                 ) -> None:
-        # $SMTPSEND_USER and $SMTPSEND_PASSWORD are in the account (apply_environment)
-        user = args.user or (account.user if account.auth is not False else None)
-        if args.password_command and not user and not urls_name_users:
-            raise CLIError("--password-command needs a user name: --user NAME, or user in the configuration file",
-                           EX_USAGE)
-        if args.token_command and not user and not urls_name_users:
-            raise CLIError("--token-command needs a user name: --user NAME, or user in the configuration file",
-                           EX_USAGE)
-        self.user: Optional[str] = user or None
-        self._warn = warn
-        # --token-command: run when a connection needs the token (once per connection, again to refresh)
-        self.token: Optional[Callable[[str, bool], str]] = None
-        if args.token_command:
-            self.token = token_command(args.token_command,
-                                       args.password_timeout or account.password_timeout or PASSWORD_TIMEOUT)
-        self._common: Optional[str] = None
-        self._netrc: Optional[dict[str, tuple[str, Optional[str]]]] = None
-        if self.user is None and not urls_name_users:   # a server URL may name the user
-            return
-        timeout = args.password_timeout or account.password_timeout or PASSWORD_TIMEOUT
-        if args.password_command:
-            self._common = run_password_command(args.password_command, timeout, "password command")
-        elif account.passwordeval:
-            self._common = run_password_command(account.passwordeval, timeout, "passwordeval command")
-        elif account.password is not None:
-            self._common = account.password
-        if self._common is not None:
-            _check_password(self._common)
-
-    def __repr__(self) -> str:
-        return f"Credentials(user={self.user!r}, password=<redacted>)"
-
-    def _netrc_entries(self) -> dict[str, tuple[str, Optional[str]]]:
-        if self._netrc is None:
-            self._netrc = {}
-            try:
-                found = netrc.netrc()
-            except FileNotFoundError:
-                return self._netrc
-            except (netrc.NetrcParseError, OSError) as exc:
-                line = getattr(exc, "lineno", None)
-                self._warn(f"~/.netrc not used: it cannot be parsed{f' (line {line})' if line else ''}, "
-                           "or others can read it")
-                return self._netrc
-            # only "machine" entries: a "default" entry would hand the password to any server
-            self._netrc = {host.lower(): (login, password) for host, (login, _, password) in found.hosts.items()}
-        return self._netrc
-
-    def for_server(self, host: str, user: Optional[str] = None) -> tuple[Optional[str], Optional[str]]:
-        """(user, password) for ``host`` -- ``user`` (a server URL's) or
-        the user name; password None when there is none."""
-        user = user or self.user
-        if user is None:
-            return None, None
-        if self._common is not None:
-            return user, self._common
-        login, password = self._netrc_entries().get(host.lower(), (None, None))
-        if login == user and password is not None:
-            _check_password(password)
-            return user, password
-        return user, None
-
-
-def _check_password(password: str) -> None:
-    try:
-        password.encode("utf-8")
-    except UnicodeEncodeError:
-        raise CLIError("the password is not valid UTF-8 text", EX_NOPERM) from None
 
 
 # ---------------------------------------------------------------- the message
@@ -1017,70 +308,7 @@ def progress_bar(stream: IO[str]) -> Callable[[int, int], None]:
     return draw
 
 
-# ---------------------------------------------------------------- outcomes
-
-def _auth_like(error: BaseException) -> bool:
-    return isinstance(error, (errors.AuthenticationError, errors.TLSRequired, errors.TLSError, NoPassword))
-
-
-def _reply_class(error: BaseException) -> Optional[int]:
-    """2, 3, 4 or 5 for an error carrying a reply; None otherwise."""
-    reply = getattr(error, "reply", None)
-    return reply.code // 100 if reply is not None else None
-
-
-def exit_code(exc: BaseException) -> int:
-    """The sysexits status for an error from sending."""
-    if isinstance(exc, errors.RecipientsRefused):
-        return EX_NOUSER if any(r.is_permanent for r in exc.rejected) else EX_TEMPFAIL
-    if isinstance(exc, (errors.SenderRefused, errors.DataRefused, errors.MessageTooBig)):
-        return EX_DATAERR
-    if isinstance(exc, errors.DeliveryUncertain):
-        return EX_TEMPFAIL
-    if isinstance(exc, errors.AllServersFailed):
-        kinds = [a.error for a in exc.attempts]
-        if kinds and all(_auth_like(e) for e in kinds):
-            return EX_NOPERM
-        # a 4xx reply or a timeout says "later"; a refused connection says "not here"
-        if kinds and all(isinstance(e, errors.Timeout) or _reply_class(e) == 4 for e in kinds):
-            return EX_TEMPFAIL
-        return EX_UNAVAILABLE
-    if isinstance(exc, errors.UsageError):
-        return EX_DATAERR
-    return EX_UNAVAILABLE
-
-
-def describe(exc: BaseException) -> str:
-    """What to print for an error from sending (one line per server)."""
-    if isinstance(exc, errors.AllServersFailed):
-        lines = ["smtpsend: no server accepted the message:"]
-        lines += [f"  {_where(a.server, a.port)}, at {a.stage}: {_indented(a.error)}" for a in exc.attempts]
-        return "\n".join(lines)
-    if isinstance(exc, errors.RecipientsRefused):
-        where = _where(exc.server, exc.port)
-        if exc.delivered:   # LMTP: refused after the data, the others have the message
-            lines = [f"smtpsend: delivered by {where} to {', '.join(clean(a) for a in exc.delivered)} only; "
-                     "refused after the message data:"]
-        else:
-            lines = [f"smtpsend: recipients refused by {where}; nothing was sent:"]
-        lines += [f"  {clean(r.address)}: {r.code} {clean(r.text)}" for r in exc.rejected]
-        return "\n".join(lines)
-    return f"smtpsend: {_indented(exc)}"
-
-
-def _where(server: object, port: object) -> str:
-    """``host port N`` for the terminal, or a Unix socket's path (port 0)."""
-    return clean(str(server)) + (f" port {port}" if port else "")
-
-
-def _indented(error: BaseException) -> str:
-    """An error's text for the terminal: cleaned, a hint on a line of its own indented;
-    a failed --token-command (the cause of an AuthenticationError) says why."""
-    lines = str(error).split("\n")
-    if isinstance(error.__cause__, CLIError):
-        lines[0] += f": {error.__cause__}"
-    return "\n    ".join(clean(line) for line in lines)
-
+# ---------------------------------------------------------------- sending
 
 def log_outcome(path: Optional[str], servers: list[str], sender: Optional[str], count: int, code: int,
                 text: str, warn: Warn) -> None:
@@ -1329,7 +557,7 @@ def trace_hooks(stderr: IO[str]) -> dict[str, Any]:
         if event.name == "note":
             print(f"* {clean(str(event.data['text']))}", file=stderr, flush=True)
         elif event.name == "failed":
-            print(f"* {_where(event.data['server'], event.data['port'])} failed at "
+            print(f"* {server_text(event.data['server'], event.data['port'])} failed at "
                   f"{event.data['stage']}: {clean(str(event.data['error']))}", file=stderr, flush=True)
     return dict(debug=lambda line: print(clean(line), file=stderr, flush=True), events=notes)
 
@@ -1395,76 +623,6 @@ def send(args: argparse.Namespace, p: argparse.ArgumentParser, stdin: IO[bytes],
         stderr.write(f"smtpsend: {clean(r.address)} refused: {r.code} {clean(r.text)} (sent to the others)\n")
     log_outcome(account.logfile, shown_servers(servers), out.sender, count, EX_OK,
                 f"sent ({len(rejected)} refused)" if rejected else "sent", warn)
-    return EX_OK
-
-
-# ---------------------------------------------------------------- serve
-
-def serve(argv: list[str], stdout: IO[str], stderr: Optional[IO[str]] = None) -> int:
-    """``smtpsend serve``: a CaptureServer on 127.0.0.1 until interrupted.
-    ``--tls-implicit`` is the deprecated spelling of ``--tlsimport`` (a
-    warning on ``stderr``)."""
-    from .testing import CaptureServer
-    args = parse_arguments(serve_parser(), argv)
-    if args.tls_implicit:
-        (stderr or sys.stderr).write("smtpsend serve: --tls-implicit is deprecated, use --tlsimport\n")
-        args.tlsimport = True
-    users: dict[str, str] = {}
-    for item in args.user:
-        name, sep, password = item.partition(":")
-        if not sep or not name or not _one_line(item):
-            raise CLIError(f"--user must be NAME:PASSWORD, not {clean(name)!r}:...", EX_USAGE)
-        users[name] = password
-    context = None
-    if args.tls_cert:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        try:
-            context.load_cert_chain(args.tls_cert, args.tls_key, password=lambda: b"")
-        except (OSError, ValueError) as exc:
-            raise CLIError(f"cannot load --tls-cert/--tls-key: {getattr(exc, 'strerror', None) or exc} "
-                           "(a PEM certificate chain and an unencrypted PEM key)", EX_USAGE) from None
-    elif args.tls_key or args.tlsimport:
-        raise CLIError("--tls-key and --tlsimport need --tls-cert", EX_USAGE)
-    store: Optional[mailbox.Mailbox] = None
-    try:
-        if args.maildir:
-            store = mailbox.Maildir(args.maildir, create=True)
-        elif args.mbox:
-            store = mailbox.mbox(args.mbox, create=True)
-    except OSError as exc:
-        raise CLIError(f"cannot open {args.maildir or args.mbox}: {exc.strerror}", EX_USAGE) from None
-
-    def received(captured: Any) -> None:
-        env = captured.envelope
-        who = f", authenticated as {captured.authenticated_as}" if captured.authenticated_as else ""
-        stdout.write(clean(f"--- message from <{env.originator}> to {', '.join(f'<{r}>' for r in env.recipients)}"
-                           f" ({len(captured.data)} octets{who})") + "\n")
-        if not args.quiet:
-            stdout.write(clean(captured.data.decode("utf-8", "replace").replace("\r\n", "\n"), lines=True))
-            stdout.write("\n")
-        stdout.flush()
-        if store is not None:
-            store.add(captured.data)
-            store.flush()
-
-    server = CaptureServer(port=args.port, on_message=received, users=users or None, tls_context=context,
-                           tlsimport=bool(args.tlsimport))
-    try:
-        server.start()
-    except (OSError, RuntimeError) as exc:
-        raise CLIError(f"cannot listen on 127.0.0.1 port {args.port}: {exc}", EX_UNAVAILABLE) from None
-    notes = ["implicit TLS" if args.tlsimport else "STARTTLS"] if context else []
-    notes += [f"AUTH for {len(users)} user{'s' if len(users) != 1 else ''}"] if users else []
-    notes += ["loopback only", "nothing is relayed"]
-    stdout.write(f"smtpsend serve: listening on 127.0.0.1 port {server.port} ({'; '.join(notes)})\n")
-    stdout.flush()
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
     return EX_OK
 
 

@@ -425,7 +425,7 @@ def _change(path, how):
     ids=["bdat-last-pipelined", "bdat-then-last", "bdat-alone", "data-pipelined", "data-alone"])
 def test_a_message_changed_while_sent_is_never_delivered(monkeypatch, tmp_path, how, extensions, atleastone):
     import smtpsend._data
-    monkeypatch.setattr(smtpsend._data, "_KEEP", 4096)     # as over 8 MiB: serialised again to be sent
+    monkeypatch.setattr(smtpsend._data, "_KEEP", 4096)     # as over 4 MiB: serialised again to be sent
     path = tmp_path / "disk.log"
     path.write_bytes(b"".join(b"%06d disk ok\r\n" % n for n in range(20000)))
     message = mimecompose.compose("log attached", attachments=[str(path)], header=FROM_TO)

@@ -8,7 +8,7 @@ import os
 import pytest
 
 import mimecompose
-from smtpsend import cli
+from smtpsend import _cliconfig, _cliexit
 from smtpsend.testing import CaptureServer
 
 from conftest import SENTINEL
@@ -204,23 +204,23 @@ def test_logfile(server, tmp_path):
 # ------------------------------------------------------------------ parsing, in-process
 
 def test_quoted_values_and_tabs():
-    config = cli.parse_config('account\tx\n  user\t"a \\"quoted\\" \\\\ name"\npasswordeval "pass show mail"\n'
+    config = _cliconfig.parse_config('account\tx\n  user\t"a \\"quoted\\" \\\\ name"\npasswordeval "pass show mail"\n'
                               'host mail.example.com  \n', "f", print)
     x = config.accounts["x"]
     assert x["user"][0] == 'a "quoted" \\ name' and x["passwordeval"][0] == "pass show mail"
     assert x["host"] == ("mail.example.com", "f:4") and config.holds_secret
-    with pytest.raises(cli.CLIError) as info:
-        cli.parse_config('user "open\n', "f", print)
+    with pytest.raises(_cliexit.CLIError) as info:
+        _cliconfig.parse_config('user "open\n', "f", print)
     assert info.value.code == 78 and "f:1" in str(info.value)
 
 
 def test_parsing_is_linear():
     # quadratic work on these would take minutes; linear work finishes at once
     value = "x" * 900_000
-    config = cli.parse_config(f'user "{value}"\n', "f", print)
+    config = _cliconfig.parse_config(f'user "{value}"\n', "f", print)
     assert config.accounts["default"]["user"][0] == value
     lines = "".join(f"account a{i}\nhost h{i}.example.com\n" for i in range(20_000))
-    assert len(cli.parse_config(lines, "f", print).accounts) == 20_000
+    assert len(_cliconfig.parse_config(lines, "f", print).accounts) == 20_000
 
 
 def test_unknown_keys_in_our_own_file_are_named(server, tmp_path):
@@ -293,8 +293,8 @@ def test_password_command_needs_a_user():
 
 def test_warnings_are_capped():
     err = io.StringIO()
-    cli.parse_config("".join(f"key{i} value\n" for i in range(200)), "f", cli.warner(err))
+    _cliconfig.parse_config("".join(f"key{i} value\n" for i in range(200)), "f", _cliexit.warner(err))
     lines = err.getvalue().splitlines()
-    assert len(lines) == cli.MAX_WARNINGS + 1
+    assert len(lines) == _cliexit.MAX_WARNINGS + 1
     assert lines[0] == "smtpsend: warning: f:1: unknown key 'key0' (ignored)"
     assert lines[-1] == "smtpsend: warning: further warnings are not shown"

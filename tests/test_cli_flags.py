@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 import mimecompose
-from smtpsend import cli
+from smtpsend import _cliserve, cli
 from smtpsend.testing import CaptureServer
 
 from test_cli import COMMAND, environment, run
@@ -27,7 +27,7 @@ def refused_prefixes(p):
     return sorted({o[:n] for o in options for n in range(3, len(o)) if o[:n] not in options})
 
 
-@pytest.mark.parametrize("subcommand,make", [([], cli.parser), (["serve"], cli.serve_parser)], ids=["send", "serve"])
+@pytest.mark.parametrize("subcommand,make", [([], cli.parser), (["serve"], _cliserve.serve_parser)], ids=["send", "serve"])
 def test_no_long_option_is_abbreviated(subcommand, make, capsys, monkeypatch):
     monkeypatch.setenv("SMTPSEND_CONFIG", "/nonexistent/config")
     monkeypatch.setenv("SMTPSEND_SYSCONFIG", "/nonexistent/smtpsend.conf")

@@ -5,7 +5,7 @@ configuration files)."""
 
 import pytest
 
-from smtpsend import cli
+from smtpsend import _cliconfig
 from smtpsend.testing import CaptureServer
 
 from conftest import SENTINEL
@@ -158,8 +158,8 @@ def test_smtpsend_server_replaces_the_configured_host_and_its_credentials(server
 
 
 def test_the_documented_variables_are_the_ones_read():
-    page = open(cli.__file__.replace("smtpsend/cli.py", "docs/cli.md"), encoding="utf-8").read()
-    for name in cli.ENVIRONMENT:
+    page = open(_cliconfig.__file__.replace("smtpsend/_cliconfig.py", "docs/cli.md"), encoding="utf-8").read()
+    for name in _cliconfig.ENVIRONMENT:
         assert f"`{name}`" in page, name
 
 

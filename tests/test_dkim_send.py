@@ -393,7 +393,7 @@ def test_a_large_message_is_signed_and_sent_as_measured(monkeypatch, signers):
 
 
 def test_a_file_attachment_signs_and_sends_in_bounded_memory(tmp_path, signers):
-    """A 24 MiB file attachment (over the 8 MiB kept in memory): measured,
+    """A 24 MiB file attachment (over the 4 MiB kept in memory): measured,
     signed and sent in passes over the file. The server reads and drops the
     data (552 past its limit), so what is traced is the sender's."""
     big = tmp_path / "big.bin"

@@ -21,14 +21,15 @@ import pytest
 import mimecompose
 import smtpsend
 from smtpsend import _verdicts as verdict
-from smtpsend import cli
+from smtpsend import _cliconfig, _cliexit, cli
 from smtpsend._envelope import Envelope
 from smtpsend._errors import Rejected
 from smtpsend._options import parse_server, protocol_name
 from smtpsend._reply import Reply
 
 from servers import Conversation
-from transcript import play, run
+from transcript import run
+
 
 GREET = ("S", b"220 lmtp.example LMTP ready\r\n")
 LHLO = ("C", b"LHLO client.example\r\n")
@@ -428,12 +429,12 @@ def test_transport_keeps_an_lmtp_connection_to_a_unix_socket(socket_path):
 
 
 def test_config_file_protocol_key():
-    warn = cli.warner(io.StringIO())
-    assert cli.resolve_account({"protocol": ("lmtp", "f:1")}, warn).protocol == "lmtp"
-    assert cli.resolve_account({"protocol": ("SMTP", "f:1")}, warn).protocol == "smtp"
-    with pytest.raises(cli.CLIError) as info:
-        cli.resolve_account({"protocol": ("esmtp", "f:3")}, warn)
-    assert info.value.code == cli.EX_CONFIG and "f:3" in str(info.value)
+    warn = _cliexit.warner(io.StringIO())
+    assert _cliconfig.resolve_account({"protocol": ("lmtp", "f:1")}, warn).protocol == "lmtp"
+    assert _cliconfig.resolve_account({"protocol": ("SMTP", "f:1")}, warn).protocol == "smtp"
+    with pytest.raises(_cliexit.CLIError) as info:
+        _cliconfig.resolve_account({"protocol": ("esmtp", "f:3")}, warn)
+    assert info.value.code == _cliexit.EX_CONFIG and "f:3" in str(info.value)
 
 
 def test_cli_refuses_an_unknown_protocol_flag():

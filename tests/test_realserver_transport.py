@@ -197,3 +197,54 @@ def test_every_message_delivered_once_or_reported_through_a_dropping_proxy(rig: 
     assert set(sent) <= set(received)
     assert set(received) - set(sent) <= set(uncertain)
     assert proxy.dropped > 0 and stats.messages_sent == len(sent)
+
+
+def test_django_send_mail_through_postfix(rig: Any) -> None:
+    """Django's send_mail, EmailMultiAlternatives (with an attachment and a
+    Bcc) and get_connection() through smtpsend.django.EmailBackend, over
+    Postfix's submission port with STARTTLS and AUTH: every message arrives,
+    over one connection, and no Bcc field is delivered."""
+    pytest.importorskip("django")
+    from django.conf import settings
+    if not settings.configured:
+        settings.configure(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend")
+    from django.core import mail
+    from django.test import override_settings
+
+    import smtpsend.django
+
+    prefix = f"django-{uuid.uuid4().hex[:8]}"
+    with override_settings(EMAIL_BACKEND="smtpsend.django.EmailBackend", EMAIL_HOST="localhost",
+                           EMAIL_PORT=rig.ports["submission"], EMAIL_USE_TLS=True,
+                           EMAIL_HOST_USER="alice@example.test",
+                           EMAIL_HOST_PASSWORD=rig.users["alice@example.test"][0],
+                           SMTPSEND={"ssl_context": rig.context}):
+        try:
+            assert mail.send_mail(f"{prefix}-plain", "Hello from Django\n", "alice@example.test",
+                                  ["alice@example.test"]) == 1
+            with mail.get_connection() as connection:
+                rich = mail.EmailMultiAlternatives(f"{prefix}-rich", "text\n", "alice@example.test",
+                                                   ["alice@example.test"], bcc=["bob@example.test"],
+                                                   connection=connection)
+                rich.attach_alternative("<p>html</p>", "text/html")
+                rich.attach("Bericht März.txt", "Inhalt\n", "text/plain")
+                assert rich.send() == 1
+                assert connection.send_messages([mail.EmailMessage(f"{prefix}-{n}", "x\n", "alice@example.test",
+                                                                   ["alice@example.test"]) for n in range(3)]) == 3
+                stats = connection.transport.stats
+            assert stats.connections_opened == 1 and stats.messages_sent == 5
+        finally:
+            smtpsend.django.close_transports()
+    subjects = mailbox_subjects(rig, prefix)
+    assert sorted(subjects) == sorted([f"{prefix}-plain", f"{prefix}-rich"] + [f"{prefix}-{n}" for n in range(3)])
+    copies = []
+    with pop3.connect("localhost", port=rig.ports["pop3"], ssl_context=rig.context) as box:
+        box.login("bob@example.test", rig.users["bob@example.test"][0])
+        for n in box.list():
+            message = box.retr_bytes(n)
+            if f"Subject: {prefix}-rich".encode() in message:
+                copies.append(message)
+                box.dele(n)
+    assert len(copies) == 1                       # the Bcc recipient got it...
+    head = copies[0].split(b"\r\n\r\n", 1)[0]
+    assert b"\r\nBcc:" not in head              # ...and no Bcc field says so

@@ -489,6 +489,20 @@ def test_the_architecture_page_lists_each_modules_imports():
     assert {name: drawn.get(name) for name in DRAWN} == actual
 
 
+# above the core, the command's modules, lowest first: each imports only those before it
+COMMAND_LAYERS = [{"_cliexit"}, {"_cliconfig"}, {"_clicredentials", "_cliserve"}, {"cli"}]
+
+
+def test_the_commands_modules_import_one_way():
+    rank = {name: n for n, layer in enumerate(COMMAND_LAYERS) for name in layer}
+    wrong = [f"line {line}: {name} imports {target}" for name in sorted(rank)
+             for line, target, _ in _smtpsend_imports(SMTPSEND / f"{name}.py")
+             if rank.get(target, -1) >= rank[name]]
+    assert wrong == []
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    assert [name for name in sorted(rank) if f"`{name}`" not in page] == []
+
+
 # above the core: integrations on smtpsend's and mimecompose's public names only
 INTEGRATIONS = ["celery", "django", "logging"]
 

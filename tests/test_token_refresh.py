@@ -14,7 +14,7 @@ import pytest
 
 import mimecompose
 import smtpsend
-from smtpsend import cli, pop3
+from smtpsend import _clicredentials, _cliexit, pop3
 from smtpsend._sasl import OAuthBearer, XOAuth2, _invalid_token
 from smtpsend.testing import CaptureServer
 
@@ -338,10 +338,10 @@ def test_cli_token_command_needs_a_user():
 
 
 def test_cli_token_command_runs_with_its_environment():
-    token = cli.token_command('printf "%s:%s" "$SMTPSEND_TOKEN_USER" "$SMTPSEND_TOKEN_REFRESH"', 10)
+    token = _clicredentials.token_command('printf "%s:%s" "$SMTPSEND_TOKEN_USER" "$SMTPSEND_TOKEN_REFRESH"', 10)
     assert (token("alice", False), token("alice", True)) == ("alice:0", "alice:1")
-    with pytest.raises(cli.CLIError, match="printed no token"):
-        cli.token_command("true", 10)("alice", False)
+    with pytest.raises(_cliexit.CLIError, match="printed no token"):
+        _clicredentials.token_command("true", 10)("alice", False)
 
 
 def test_asendmessage_takes_a_token_callable_too():

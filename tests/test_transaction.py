@@ -11,7 +11,7 @@ import pytest
 import mimecompose
 import smtpsend
 import smtpsend._data
-from smtpsend import cli
+from smtpsend import _cliexit
 from smtpsend._data import MessageChanged, MessageData
 from smtpsend._envelope import Envelope
 from smtpsend._reply import EnhancedStatus, ReplyParser
@@ -106,7 +106,7 @@ def test_421_in_a_group_makes_the_cli_say_temporary(driver):
                  originator="a@x.org", recipients=["b@y.org"], usetls=False)
     [attempt] = info.value.attempts
     assert isinstance(attempt.error, smtpsend.ServerUnavailable) and attempt.stage == "rcpt"
-    assert cli.exit_code(info.value) == cli.EX_TEMPFAIL
+    assert _cliexit.exit_code(info.value) == _cliexit.EX_TEMPFAIL
 
 
 @both
@@ -256,7 +256,7 @@ EXTENSIONS = {"bdat": ["PIPELINING", "CHUNKING"], "bdat-no-pipelining": ["CHUNKI
 @pytest.mark.parametrize("when", ["between", "during"])
 @pytest.mark.parametrize("shape", sorted(EXTENSIONS))
 def test_a_file_that_grows_while_sent_is_never_delivered(monkeypatch, tmp_path, shape, when, atleastone):
-    monkeypatch.setattr(smtpsend._data, "_KEEP", 4096)   # serialised again to be sent, as above 8 MiB
+    monkeypatch.setattr(smtpsend._data, "_KEEP", 4096)   # serialised again to be sent, as above 4 MiB
     path = tmp_path / "disk.bin"
     path.write_bytes(bytes(range(256)) * 800)
     grown = []
@@ -279,7 +279,7 @@ def test_a_file_that_grows_while_sent_is_never_delivered(monkeypatch, tmp_path, 
 
 
 def test_a_large_file_that_grows_between_measuring_and_sending(tmp_path):
-    # the real threshold: over 8 MiB the message is serialised a second time
+    # the real threshold: over 4 MiB the message is serialised a second time
     path = tmp_path / "disk.bin"
     path.write_bytes(b"\x00\xff" * (4200 << 10))
     grown = []

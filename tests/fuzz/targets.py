@@ -254,14 +254,14 @@ def cli_config(data: bytes) -> None:
     """The smtpsend command's configuration files (msmtp syntax): any text
     parses, and every account resolves, or raises CLIError with status 78.
     Like load_config, it never parses more than MAX_CONFIG octets."""
-    from smtpsend import cli
+    from smtpsend import _cliconfig, _cliexit
     try:
-        text = data[:cli.MAX_CONFIG].decode("utf-8", "replace")
-        config = cli.parse_config(text, "fuzz", lambda message: None)
+        text = data[:_cliconfig.MAX_CONFIG].decode("utf-8", "replace")
+        config = _cliconfig.parse_config(text, "fuzz", lambda message: None)
         for settings in config.accounts.values():
-            cli.resolve_account(settings, lambda message: None)
-    except cli.CLIError as exc:
-        assert exc.code == cli.EX_CONFIG and str(exc).startswith("fuzz:"), exc
+            _cliconfig.resolve_account(settings, lambda message: None)
+    except _cliexit.CLIError as exc:
+        assert exc.code == _cliexit.EX_CONFIG and str(exc).startswith("fuzz:"), exc
 
 
 def pipelined_replies(data: bytes) -> None:
