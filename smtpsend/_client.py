@@ -27,7 +27,7 @@ from ._channel import log_sent, message_id
 from ._data import DKIM, MessageChanged, MessageData, dkim_signers
 from ._driver import Dialogue, Timeouts
 from ._envelope import HIDDEN, Message, as_part, prepare
-from ._errors import AllServersFailed, Attempt, NotSupported, Rejected, SMTPError, UsageError, locate
+from ._errors import AllServersFailed, Attempt, NotSupported, Rejected, ReplyError, SMTPError, UsageError, locate
 from ._esmtp import Delivery, Notify
 from ._extensions import Extensions
 from ._deprecated import keyword_only
@@ -294,35 +294,47 @@ class Client:
 
     # SEND, SOML, SAML and TURN (RFC 821 section 4.1.1): the seed systems'
     # command set. RFC 2821 left them out (appendix F.1, F.6); they are sent as the seeds send
-    # them, and the server's answer -- nearly always 502, "command not
-    # implemented" -- is returned like any other seed command's reply.
+    # them. A positive reply is returned; a refusal -- nearly always 502,
+    # "command not implemented" -- raises ReplyError with the reply, since
+    # going on as if a transaction had begun would be wrong.
 
     def send(self, sender: str, *, params: Iterable[str] = ()) -> Reply:
         """SEND FROM:<sender> (RFC 821 section 4.1.1): begin a transaction
         like MAIL, for delivery to the recipients' terminals instead of
-        their mailboxes; returns the reply (a server that does not
-        implement SEND, which RFC 5321 dropped, answers 502). As with
-        mail(), ``rcpt()`` and ``data()`` continue the transaction: this
-        is one command, as scsh's ``smtp-send`` is, not a whole send.
-        UsageError for CR/LF/NUL."""
+        their mailboxes; returns the positive reply. A refusal raises
+        ReplyError with ``.reply`` (a server that does not implement SEND,
+        which RFC 5321 dropped, answers 502). As with mail(), ``rcpt()``
+        and ``data()`` continue the transaction: this is one command, as
+        scsh's ``smtp-send`` is, not a whole send. UsageError for CR/LF/NUL."""
         return self._reverse_path("SEND", sender, params)
 
     def soml(self, sender: str, *, params: Iterable[str] = ()) -> Reply:
         """SOML FROM:<sender> (RFC 821): "send or mail" -- to the
         recipients' terminals when they are logged in, else to their
-        mailboxes. A transaction begun like MAIL; returns the reply (502
-        from a server without SOML)."""
+        mailboxes. A transaction begun like MAIL; returns the positive
+        reply, ReplyError for a refusal (502 from a server without SOML)."""
         return self._reverse_path("SOML", sender, params)
 
     def saml(self, sender: str, *, params: Iterable[str] = ()) -> Reply:
         """SAML FROM:<sender> (RFC 821): "send and mail" -- to the
         recipients' terminals and mailboxes. A transaction begun like MAIL;
-        returns the reply (502 from a server without SAML)."""
+        returns the positive reply, ReplyError for a refusal (502 from a
+        server without SAML)."""
         return self._reverse_path("SAML", sender, params)
 
     def _reverse_path(self, verb: str, sender: str, params: Iterable[str]) -> Reply:
         """``VERB FROM:<sender>`` and the parameters, as mail() writes MAIL."""
-        return self.command(f"{verb} FROM:<{sender}>" + "".join(" " + p for p in params))
+        return self._rfc821(verb, f"{verb} FROM:<{sender}>" + "".join(" " + p for p in params))
+
+    def _rfc821(self, verb: str, line: str) -> Reply:
+        """One of the commands RFC 5321 dropped: the reply when positive;
+        otherwise ReplyError carrying it (``.reply``, ``.command``) -- almost
+        every server answers 502, and that must not pass for a step of a
+        transaction that went on."""
+        reply = self.command(line)
+        if not reply.is_positive:
+            raise ReplyError(f"the server refused {verb}", reply, command=line)
+        return reply
 
     def turn(self, *, i_know_turn_is_obsolete: bool = False) -> Reply:
         """TURN (RFC 821 section 4.1.1): ask the server to swap roles and
@@ -336,16 +348,17 @@ class Client:
         client is the host it claims to be, so anyone could collect
         another host's mail. ETRN (RFC 1985,
         :meth:`etrn`) replaced it: the server opens a new connection to the
-        domain's real mail host. Returns the reply (502 from nearly every
-        server). A server that accepts (250) now waits for this client to
-        act as an SMTP server, which smtpsend is not: the connection is
-        closed (without QUIT), and the reply returned."""
+        domain's real mail host. A refusal (502 from nearly every server)
+        raises ReplyError with ``.reply``. A server that accepts (250) now
+        waits for this client to act as an SMTP server, which smtpsend is
+        not: the connection is closed (without QUIT), and the reply
+        returned."""
         if not i_know_turn_is_obsolete:
             raise UsageError("TURN is not sent unless you pass i_know_turn_is_obsolete=True: RFC 2821 removed it "
                              "for security reasons -- the client becomes the server on a connection where "
                              "nothing proves who it is, and is handed the mail held for the host it claims to "
                              "be; use etrn() (RFC 1985) instead")
-        reply = self.command("TURN")
+        reply = self._rfc821("TURN", "TURN")
         if verdict.turned(reply):
             if self._note:
                 self._note("* the server accepted TURN and now waits for us to be the server: closing")

@@ -31,7 +31,10 @@ def test_a_server_without_it_answers_502_and_that_is_the_reply(verb):
                          ("C", b"NOOP\r\n"), ("S", b"250 ok\r\n")] + BYE
     with Conversation(script) as server:
         with connect(server) as smtp:
-            reply = getattr(smtp, verb.lower())("a@x.org")
+            with pytest.raises(smtpsend.ReplyError) as info:
+                getattr(smtp, verb.lower())("a@x.org")
+            reply = info.value.reply
+            assert info.value.command == f"{verb} FROM:<a@x.org>" and not info.value.is_transient
             assert (reply.code, reply.status, reply.text) == (502, "5.5.1", "5.5.1 command not implemented")
             assert not reply.is_positive and reply.is_permanent
             assert smtp.noop().code == 250          # the connection goes on as after any refused command
@@ -86,8 +89,10 @@ def test_turn_with_consent_is_sent_and_502_returned():
     script = GREETING + [("C", b"TURN\r\n"), ("S", NOT_IMPLEMENTED)] + BYE
     with Conversation(script) as server:
         with connect(server) as smtp:
-            reply = smtp.turn(i_know_turn_is_obsolete=True)
-            assert reply.code == 502
+            with pytest.raises(smtpsend.ReplyError) as info:
+                smtp.turn(i_know_turn_is_obsolete=True)
+            assert info.value.reply.code == 502 and info.value.command == "TURN"
+            assert smtp.session is not None           # refused: the connection goes on
 
 
 def test_a_server_that_accepts_turn_gets_the_connection_closed():
@@ -105,13 +110,16 @@ def test_a_server_that_accepts_turn_gets_the_connection_closed():
 
 def test_against_the_capture_server():
     """A real server that does not know the RFC 821 commands: its refusal
-    comes back as the reply, and the connection still sends mail."""
+    comes back as a ReplyError with the reply, and the connection still
+    sends mail."""
     with CaptureServer() as server:
         with smtpsend.connect("localhost", port=server.port) as smtp:
             for command in (smtp.send, smtp.soml, smtp.saml):
-                reply = command("a@x.org")
-                assert reply.code == 500 and reply.is_permanent
-            assert smtp.turn(i_know_turn_is_obsolete=True).code == 500
+                with pytest.raises(smtpsend.ReplyError) as info:
+                    command("a@x.org")
+                assert info.value.reply.code == 500 and info.value.reply.is_permanent
+            with pytest.raises(smtpsend.ReplyError, match="500"):
+                smtp.turn(i_know_turn_is_obsolete=True)
             assert smtp.mail("a@x.org").code == 250
             assert smtp.rcpt("b@y.org").code == 250
             assert smtp.data(b"Subject: after the seed commands\r\n\r\nx\r\n").code == 250
@@ -148,7 +156,9 @@ def test_a_multiline_502_arrives_whole_in_every_feed(monkeypatch, feed):
                            ("S", b"502-5.5.1 SAML is not implemented\r\n502 5.5.1 RFC 5321 dropped it\r\n"),
                            ("C", b"QUIT\r\n"), ("S", b"221 bye\r\n")]
     smtp, script = scripted(monkeypatch, steps, feed)
-    reply = smtp.saml("a@x.org", params=["RET=HDRS"])
+    with pytest.raises(smtpsend.ReplyError) as info:
+        smtp.saml("a@x.org", params=["RET=HDRS"])
+    reply = info.value.reply
     assert (reply.code, reply.lines) == (502, ("5.5.1 SAML is not implemented", "5.5.1 RFC 5321 dropped it"))
     smtp.close()
     script.finish()

@@ -23,11 +23,13 @@ that it does not share the client's interpreter lock.
 from __future__ import annotations
 
 import argparse
+import base64
 import asyncio
 import importlib
 import os
 import pathlib
 import smtplib
+import socket
 import ssl
 import subprocess
 import sys
@@ -124,6 +126,62 @@ def smtplib_send(port: int, context: ssl.SSLContext, host: str = "localhost", us
         smtp.sendmail(sender, [recipient], RAW)
 
 
+class RawKept:
+    """The limit of this server: a hand-written client that does nothing
+    but the protocol -- one kept connection per thread (STARTTLS and AUTH
+    PLAIN once), then per message MAIL, RCPT and DATA in one write and the
+    message in another, the fewest round trips SMTP allows. No parsing, no
+    checks: what no real client can beat against the same server."""
+
+    def __init__(self, port: int, context: ssl.SSLContext, host: str = "localhost", user: str = USER,
+                 password: str = PASSWORD, recipient: str = "user@example.com") -> None:
+        self.args = (port, context, host, user, password, recipient)
+        self.local = threading.local()
+        self.opened: list[socket.socket] = []
+
+    def _reply(self, stream: Any) -> bytes:
+        while True:
+            line: bytes = stream.readline()
+            if line[3:4] != b"-":
+                return line
+
+    def _connection(self) -> Any:
+        stream = getattr(self.local, "stream", None)
+        if stream is None:
+            port, context, host, user, password, _ = self.args
+            sock = socket.create_connection((host, port), timeout=30)
+            stream = sock.makefile("rb")
+            self._reply(stream)
+            sock.sendall(b"EHLO bench\r\n")
+            self._reply(stream)
+            sock.sendall(b"STARTTLS\r\n")
+            self._reply(stream)
+            sock = context.wrap_socket(sock, server_hostname=host)
+            stream = sock.makefile("rb")
+            sock.sendall(b"EHLO bench\r\n")
+            self._reply(stream)
+            token = base64.b64encode(f"\0{user}\0{password}".encode())
+            sock.sendall(b"AUTH PLAIN " + token + b"\r\n")
+            self._reply(stream)
+            self.local.sock, self.local.stream = sock, stream
+            self.opened.append(sock)
+        return stream
+
+    def send(self) -> None:
+        stream = self._connection()
+        sock: socket.socket = self.local.sock
+        recipient = self.args[5]
+        sock.sendall(b"MAIL FROM:<app@example.com>\r\nRCPT TO:<" + recipient.encode() + b">\r\nDATA\r\n")
+        for _ in range(3):
+            self._reply(stream)
+        sock.sendall(RAW + b".\r\n")
+        self._reply(stream)
+
+    def close(self) -> None:
+        for sock in self.opened:
+            sock.close()
+
+
 def django_sender(port: int, ca: str, host: str = "localhost", user: str = USER, password: str = PASSWORD,
                   recipient: str = "user@example.com") -> Optional[Callable[[], Any]]:
     try:
@@ -155,6 +213,11 @@ def sync_round(label: str, port: int, context: ssl.SSLContext, ca: str, messages
         pooled = threaded(messages, threads, lambda: transport.sendmessage(RAW, recipients=[recipient]))
         stats = transport.stats
     rows = [("smtpsend.Transport", pooled)]
+    raw = RawKept(port, context, host, user, password, recipient)
+    try:
+        rows.append(("the limit: a raw client, kept connections", threaded(messages, threads, raw.send)))
+    finally:
+        raw.close()
     plain = threaded(messages, threads, lambda: smtplib_send(port, context, host, user, password,
                                                             recipient=recipient))
     rows.append(("smtplib, a connection per message", plain))
