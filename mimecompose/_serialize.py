@@ -233,9 +233,10 @@ def _iter_body(part: PartData, seven_bit: bool = False, recode: str | None = Non
 
 
 def _crlf(part: PartData, text: bytes) -> bytes:
-    """A preamble or epilogue read from a message with LF or bare CR line
-    breaks, with CRLF ones (what the parser read as line breaks)."""
-    if part._parsed is None or part._parsed.crlf:
+    """A preamble or epilogue with CRLF line breaks: as read from a message
+    with LF or bare CR ones (what the parser read as line breaks), or as
+    set on a built part (RFC 5322 section 2.3: CR and LF occur together)."""
+    if part._parsed is not None and part._parsed.crlf:
         return text
     normalizer = LineBreakNormalizer(_CRLF)
     return normalizer.feed(text) + normalizer.flush()
@@ -254,13 +255,16 @@ class _Encoder(Protocol):
 
 
 def _encode(chunks: Iterable[bytes], encoding: str, text: bool) -> Iterator[bytes]:
-    """Encode content chunks with ``encoding``; text line breaks become CRLF."""
+    """Encode content chunks with ``encoding``; line breaks become CRLF in
+    text under any encoding, and in any 7bit or 8bit content."""
     encoders: list[_Encoder]
     if encoding == "base64":
         encoders = [LineBreakNormalizer(_CRLF), Base64Encoder()] if text else [Base64Encoder()]
     elif encoding == "quoted-printable":
         encoders = [QuotedPrintableEncoder(text=text)]
-    elif text and encoding != "binary":
+    elif encoding != "binary":
+        # RFC 2045 sections 2.7 and 2.8: 7bit and 8bit data are lines, CR
+        # and LF only together as the line break -- for any content type
         encoders = [LineBreakNormalizer(_CRLF)]
     else:
         encoders = []

@@ -348,11 +348,10 @@ def _scan(part: Part) -> tuple[bool, bool]:
 
     Sure only for a built message (every part made with
     ``mimecompose.initialize``, none parsed): its bodies come out of the
-    encoders (text line breaks made CRLF, base64, quoted-printable) and its
-    fields out of the field formatter -- except a leaf that is not text/*
-    and is labelled 7bit or 8bit (its octets are written as given, bare CR
-    and LF included) and a preamble or epilogue with a bare CR or LF
-    (written as set). A parsed part -- which raw bytes and email.message
+    encoders (line breaks made CRLF in text and in any 7bit or 8bit body,
+    base64, quoted-printable), its preambles and epilogues are written with
+    CRLF, and its fields come out of the field formatter. A binary body is
+    carried as it is (and sent with BDAT or in base64). A parsed part -- which raw bytes and email.message
     objects become -- is always normalised: its octets are re-read from
     the buffer (or the file it was parsed from) as they were, so no bare
     CR or LF can reach the wire whatever happened to them since
@@ -372,14 +371,10 @@ def _scan(part: Part) -> tuple[bool, bool]:
             binary = True
         if node.parsed:
             crlf = False
-        for text in (node.preamble, node.epilogue):
-            if text and not _only_crlf(text):
-                crlf = False
         try:
             stack.extend(node.getproperty("parts"))
         except MimeError:   # a leaf
-            if encoding in ("7bit", "8bit") and not node.getproperty("content").startswith("text/"):
-                crlf = False
+            pass
     return binary, crlf
 
 

@@ -326,25 +326,27 @@ def test_parsed_messages_are_always_normalised(tmp_path):
         assert smtpsend._data._scan(part) == (False, False)
 
 
-def test_a_built_octet_stream_with_bare_breaks_is_still_normalised():
-    # iterbytes() writes a 7bit/8bit non-text body as given: MessageData
-    # must not take it as CRLF (issue 16's shortcut would have sent bare LF)
+def test_a_built_octet_stream_with_bare_breaks_is_written_with_crlf():
+    # RFC 2045 2.7/2.8: a 7bit/8bit body is lines, whatever its type: the
+    # serialiser writes CRLF (it wrote the octets as given before), so
+    # MessageData may take the built part as CRLF and still send no bare LF
     leaf = mimecompose.initialize("application/octet-stream", string=b"x\n.y\rz\n", encoding="7bit")
-    assert _bare_break(leaf.buildmessage())
-    assert smtpsend._data._scan(leaf) == (False, False)
+    assert not _bare_break(leaf.buildmessage())
+    assert smtpsend._data._scan(leaf) == (False, True)
     wire = bytes(send(MessageData.from_part(leaf), Sink((220, "mx"), (250, "mx"), (250, "ok"), (250, "ok"),
                                                         (354, "go"), (250, "ok"), (221, "bye"))).written)
     assert b"\r\n\r\nx\r\n..y\r\nz\r\n.\r\n" in wire and not _bare_break(wire)
 
 
-def test_a_preamble_with_a_bare_break_is_still_normalised():
+def test_a_preamble_with_a_bare_break_is_written_with_crlf():
     outer = mimecompose.initialize("multipart/mixed", parts=[mimecompose.initialize("text/plain", string="hi")])
-    outer.preamble = b"one\ntwo"
-    assert smtpsend._data._scan(outer) == (False, False)
-    octets = b"".join(MessageData.from_part(outer).chunks())
-    assert b"one\r\ntwo" in octets and not _bare_break(octets)
-    outer.preamble = b"one\r\ntwo"
-    assert smtpsend._data._scan(outer) == (False, True)
+    for preamble in (b"one\ntwo", b"one\rtwo", b"one\r\ntwo"):
+        outer.preamble = outer.epilogue = preamble
+        assert smtpsend._data._scan(outer) == (False, True)
+        built = outer.buildmessage()
+        assert b"one\r\ntwo" in built and not _bare_break(built)
+        octets = b"".join(MessageData.from_part(outer).chunks())
+        assert b"one\r\ntwo" in octets and not _bare_break(octets)
 
 
 def test_a_safe_part_is_not_normalised_again(monkeypatch):
