@@ -316,17 +316,10 @@ class _Driver:
         entry, self._current = self._current, None
         if entry is None:
             return
-        if not action.reusable:
-            if action.stale:
-                self._pool.count("connections_replaced")
-            await self._transport._close_one(entry, quit=False)
-            return
-        entry.session = action.session
-        entry.target = (action.host, action.port)
-        if entry.messages:
-            self._pool.count("connections_reused")
-        if not self._pool.give_back(entry):
-            await self._transport._close_one(entry, quit=True)
+        quit = self._pool.check_in(entry, action.session, (action.host, action.port), action.reusable,
+                                   action.stale)
+        if quit is not None:
+            await self._transport._close_one(entry, quit=quit)
 
     async def finish(self) -> None:
         """Close the current connection, if any (no QUIT)."""

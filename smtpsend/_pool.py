@@ -177,6 +177,23 @@ class Pool(Generic[C]):
         self._idle.setdefault(entry.target, []).append(entry)
         return True
 
+    def check_in(self, entry: Pooled[C], session: Session, target: Target, reusable: bool,
+                 stale: bool) -> Optional[bool]:
+        """A send is done with ``entry`` (a failover Checkin): None when it
+        is kept for the next message; else the caller closes it -- with
+        QUIT when this returns True (its transaction ended cleanly, but it
+        carried ``max_messages`` or the pool is closed), without when False
+        (not reusable: in an unknown state; ``stale``: found closed, counted
+        as replaced)."""
+        if not reusable:
+            if stale:
+                self.count("connections_replaced")
+            return False
+        entry.session, entry.target = session, target
+        if entry.messages:
+            self.count("connections_reused")
+        return None if self.give_back(entry) else True
+
     def release(self, lease: Lease[C]) -> list[Pooled[C]]:
         """The send is over: its place is free again. Returns connections
         to close (one set aside for it and not used)."""

@@ -281,20 +281,11 @@ class _Driver:
         entry, self._current = self._current, None
         if entry is None:
             return
-        if not action.reusable:
-            if action.stale:
-                with self._lock:
-                    self._pool.count("connections_replaced")
-            self._transport._close_one(entry, quit=False)
-            return
-        entry.session = action.session
-        entry.target = (action.host, action.port)
         with self._lock:
-            if entry.messages:
-                self._pool.count("connections_reused")
-            kept = self._pool.give_back(entry)
-        if not kept:
-            self._transport._close_one(entry, quit=True)
+            quit = self._pool.check_in(entry, action.session, (action.host, action.port), action.reusable,
+                                       action.stale)
+        if quit is not None:
+            self._transport._close_one(entry, quit=quit)
 
     def finish(self) -> None:
         """Close the current connection, if any (no QUIT: it is in an

@@ -29,6 +29,8 @@ from smtpsend import cli  # noqa: E402
 from smtpsend._data import MessageData  # noqa: E402
 from smtpsend.testing import CaptureServer  # noqa: E402
 
+from dkimverify import verify  # noqa: E402
+
 ALGORITHMS = ["rsa-sha256", "ed25519-sha256"]
 NO_8BITMIME = ("PIPELINING", "SIZE 10485760", "ENHANCEDSTATUSCODES")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,20 +51,6 @@ def signers(keys):
     return {algorithm: DKIMSigner(domain="example.com", selector="r2026" if algorithm == "rsa-sha256" else "e2026",
                                   key=pem(keys[algorithm]), algorithm=algorithm)
             for algorithm in ALGORITHMS}
-
-
-def verify(message: bytes, *signers: DKIMSigner, index: int = 0) -> bool:
-    """dkimpy's verdict on the ``index``-th DKIM-Signature of ``message``,
-    with the signers' key records as the only DNS data."""
-    records = {(s.dns_name + ".").encode(): s.dns_record().encode() for s in signers}
-
-    def dnsfunc(name, timeout=5):
-        return records.get(name)
-
-    try:
-        return bool(dkim.DKIM(message).verify(idx=index, dnsfunc=dnsfunc))
-    except dkim.ValidationError:
-        return False
 
 
 def signature_tags(message: bytes, index: int = 0) -> dict[str, str]:
