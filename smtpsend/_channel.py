@@ -16,6 +16,7 @@ to go out with the next write (pipelining, RFC 2920).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional
@@ -30,6 +31,7 @@ from ._verdicts import closing, recipient_accepted
 __all__ = ["Channel", "Event", "Hooks", "log_sent", "logger", "message_id"]
 
 logger = logging.getLogger("smtpsend")
+_NOT_IN_A_LINE = re.compile("[\r\n\0]")
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,12 @@ class Channel:
             logger.warning("%s: %s", self.host, text)
         self.event("note", text=text)
 
+    @property
+    def quiet(self) -> bool:
+        """True when nothing takes the protocol lines (no trace, no
+        monitor): the lines are then not even formatted."""
+        return self.hooks.trace is None and self.hooks.monitor is None
+
     def event(self, name: str, **data: Any) -> None:
         """An Event for the ``events`` hook; a refused recipient is also
         logged at WARNING, always."""
@@ -103,6 +111,9 @@ class Channel:
     def log_data(self, message: MessageData, size: int, trailer: bytes, dot: bool = False) -> None:
         """Log the message data being sent: its header lines (with
         ``monitor_headers``), its size, the "." and a QUIT in ``trailer``."""
+        if self.quiet:
+            self.event("data", size=size)
+            return
         if self.hooks.monitor_headers:
             for line in message.head.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
                 self.log(">", line.decode("utf-8", "replace"))
@@ -120,12 +131,14 @@ class Channel:
         what the trace and any error show instead of a line (AUTH data).
         UsageError for CR, LF or NUL in a line, or a line that is not valid
         text (a lone surrogate)."""
+        quiet = self.quiet
         for line in lines:
             shown = line if secret is None else secret
-            if any(c in line for c in "\r\n\0"):
+            if _NOT_IN_A_LINE.search(line):
                 # RFC 5321 section 2.3.8: a command is one line; CR/LF would inject more
                 raise UsageError(f"CR, LF or NUL in an SMTP command: {shown!r}")
-            self.log(">", shown)
+            if not quiet:
+                self.log(">", shown)
         text = "".join(line + "\r\n" for line in lines)
         encoded: Optional[bytes]
         try:
@@ -174,6 +187,8 @@ class Channel:
     def read(self, count: int, timeout: float) -> Dialogue[list[Reply]]:
         """Read ``count`` replies, each line logged."""
         replies: list[Reply] = yield Read(count, timeout)
+        if self.quiet:
+            return replies
         for reply in replies:
             for n, line in enumerate(reply.lines):
                 sep = "-" if n < len(reply.lines) - 1 else " "

@@ -21,6 +21,7 @@ import email.message
 import functools
 import inspect
 import os
+import re
 import secrets
 import socket
 import time
@@ -144,7 +145,7 @@ def _addresses(text: str, what: str) -> list[str]:
 
 
 def _check_path(address: str, what: str) -> str:
-    if any(c in address for c in "\r\n\x00<> "):
+    if _PATH_SPECIALS.search(address):
         # RFC 5321 section 4.1.2: a path has no such characters; a CR or LF
         # here would inject SMTP commands (the bpo-43124 class)
         if any(c in address for c in "\r\n\x00"):
@@ -152,6 +153,9 @@ def _check_path(address: str, what: str) -> str:
         if '"' not in address:
             raise UsageError(f"malformed {what}: {address!r}")
     return address
+
+
+_PATH_SPECIALS = re.compile("[\r\n\x00<> ]")
 
 
 def _header_option(header: HeaderArg) -> list[tuple[str, str]]:
@@ -171,24 +175,37 @@ def _header_option(header: HeaderArg) -> list[tuple[str, str]]:
 @dataclass(frozen=True)
 class _Header:
     """The fields the envelope is read from: header= applied, and the
-    newest Resent- block when there is one (``prefix`` is then "Resent-")."""
+    newest Resent- block when there is one (``prefix`` is then "Resent-").
+    ``names`` maps each lower-cased name of ``fields`` to its values, and
+    ``named`` the same for ``source``: each field's name is lowered once."""
 
     fields: list[tuple[str, str]]
     source: list[tuple[str, str]]
     prefix: str
+    names: dict[str, list[str]]
+    named: dict[str, list[str]]
 
     @classmethod
     def of(cls, part: Part, header: list[tuple[str, str]]) -> "_Header":
         fields = _fields(part, header)
         block = _resent_block(fields)
-        return cls(fields, block or fields, "Resent-" if block else "")
+        names = _by_name(fields)
+        return cls(fields, block or fields, "Resent-" if block else "", names,
+                   _by_name(block) if block else names)
 
     def values(self, name: str) -> list[str]:
-        lname = (self.prefix + name).lower()
-        return [v for n, v in self.source if n.lower() == lname]
+        return self.named.get((self.prefix + name).lower(), [])
 
     def has(self, name: str) -> bool:
-        return bool(self.values(name))
+        return (self.prefix + name).lower() in self.named
+
+
+def _by_name(fields: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """The values of each (lower-cased) field name, in order."""
+    found: dict[str, list[str]] = {}
+    for name, value in fields:
+        found.setdefault(name.lower(), []).append(value)
+    return found
 
 
 def _envelope(head: _Header, originator: str | None,
@@ -277,7 +294,7 @@ def prepare(part: Message, originator: str | None = None,
     if stamp and not head.has("Message-ID"):
         stamps.append((prefix + "Message-ID", _message_id(client)))
     add = stamps + [(n, v) for n, v in header if n.lower() not in HIDDEN]
-    if stamp and part.parsed and "mime-version" not in {n.lower() for n, _ in head.fields}:
+    if stamp and part.parsed and "mime-version" not in head.names:
         if part.getheader("Content-Type"):
             add.append(("MIME-Version", "1.0"))
     omit = HIDDEN | {n.lower() for n, _ in header}

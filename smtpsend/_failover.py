@@ -55,7 +55,7 @@ from ._options import (Debug, EventHook, HeaderArg, Mechanisms, MonitorHook, Orc
                        tls_policy, tracer, Target, url_options)
 from ._session import Session
 
-__all__ = ["DKIM", "Plan", "failover", "plan"]
+__all__ = ["DKIM", "Plan", "Route", "failover", "plan", "route"]
 
 
 @dataclass
@@ -81,29 +81,67 @@ class Plan:
         return {**self.session_options, **target.options}
 
 
-# plan(): the Delivery of a call that sets no per-message option but atleastone, made once
+# Route.plan(): the Delivery of a call that sets no per-message option but atleastone, made once
 _PLAIN_DELIVERY: dict[bool, Delivery] = {}
 
 
-def plan(part: Message, *, servers: Servers = ("localhost",), ports: Ports = None,
-         client: Optional[str] = None, originator: Optional[str] = None, recipients: Recipients = None,
-         header: HeaderArg = (), atleastone: bool = False, queue: bool = False, usetls: bool = True,
-         tlsimport: Optional[bool] = None, tlspolicy: Policy = None, username: Optional[str] = None,
-         password: Optional[str] = None, token: Token = None, mechanisms: Mechanisms = None,
-         maxsecs: float = 120, timeout: Optional[float] = None, debug: Debug = False,
-         ret: Optional[str] = None, envid: Optional[str] = None,
-         notify: Union[Notify, Mapping[str, Notify], None] = None, orcpt: Orcpt = None,
-         require_dsn: bool = False, deliverby: Optional[str] = None, priority: Optional[int] = None,
-         requiretls: bool = False, mail_auth: Optional[str] = None, delivery: Optional[Delivery] = None,
-         events: Optional[EventHook] = None, monitor: Optional[MonitorHook] = None,
-         monitor_headers: bool = False, progress: Optional[ProgressHook] = None,
-         dkim: DKIM = None, protocol: str = "smtp") -> Plan:
-    """Check sendmessage's arguments (all but ``ssl_context``) and prepare
-    the message. UsageError (a ValueError) for bad input, TypeError for an
-    argument of the wrong shape. With ``dkim``, the message is signed here
-    in the form it is sent in (smtpsend._data.MessageData), so a signing
-    failure is raised before any connection."""
-    signers = dkim_signers(dkim)
+@dataclass(frozen=True)
+class Route:
+    """What a send's connection options work out to, checked once: the
+    servers to try (smtpsend._options.Target) and the Session options
+    they share. Nothing in it depends on the message, so a Transport
+    makes one and plans every message with it (:meth:`plan`)."""
+
+    targets: list[Target]
+    session_options: dict[str, Any]   # all but this message's: queue, progress, the tracer
+    debug: Debug
+    connect_timeout: float
+    client: str
+
+    def plan(self, part: Message, *, originator: Optional[str] = None, recipients: Recipients = None,
+             header: HeaderArg = (), atleastone: bool = False, queue: bool = False, ret: Optional[str] = None,
+             envid: Optional[str] = None, notify: Union[Notify, Mapping[str, Notify], None] = None,
+             orcpt: Orcpt = None, require_dsn: bool = False, deliverby: Optional[str] = None,
+             priority: Optional[int] = None, requiretls: bool = False, mail_auth: Optional[str] = None,
+             delivery: Optional[Delivery] = None, progress: Optional[ProgressHook] = None,
+             dkim: DKIM = None) -> Plan:
+        """One message's options checked and the message prepared for
+        these servers. UsageError (a ValueError) for bad input, TypeError
+        for an argument of the wrong shape; with ``dkim``, the message is
+        signed here in the form it is sent in (smtpsend._data.MessageData),
+        so a signing failure is raised before any connection."""
+        signers = dkim_signers(dkim)
+        plain = (delivery is None and (atleastone is True or atleastone is False) and ret is None
+                 and envid is None and notify is None and orcpt is None and require_dsn is False
+                 and deliverby is None and priority is None and requiretls is False and mail_auth is None)
+        options = _PLAIN_DELIVERY.get(atleastone) if plain else None   # a Delivery is frozen: shared
+        if options is None:
+            options = one_delivery(delivery, atleastone=atleastone, ret=ret, envid=envid, notify=notify,
+                                   orcpt=orcpt, require_dsn=require_dsn, deliverby=deliverby, priority=priority,
+                                   requiretls=requiretls, mail_auth=mail_auth)
+            if plain:
+                _PLAIN_DELIVERY[atleastone] = options
+        message = as_part(part)
+        prepared = prepare(message, originator=originator, recipients=recipients, header=header,
+                           client=self.client)
+        data = MessageData.from_part(message, prepared.add, prepared.omit, dkim=signers)
+        # decided per message: logging may be set to DEBUG while a Transport lives
+        trace, notes = tracer(self.debug)
+        session_options = dict(self.session_options, queue=queue, progress=progress, trace=trace,
+                               trace_notes=notes)
+        return Plan(prepared, data, options, self.targets, session_options, trace if notes else None,
+                    session_options["events"], self.connect_timeout, message_id(prepared, message))
+
+
+def route(*, servers: Servers = ("localhost",), ports: Ports = None, client: Optional[str] = None,
+          usetls: bool = True, tlsimport: Optional[bool] = None, tlspolicy: Policy = None,
+          username: Optional[str] = None, password: Optional[str] = None, token: Token = None,
+          mechanisms: Mechanisms = None, maxsecs: float = 120, timeout: Optional[float] = None,
+          debug: Debug = False, events: Optional[EventHook] = None, monitor: Optional[MonitorHook] = None,
+          monitor_headers: bool = False, protocol: str = "smtp") -> Route:
+    """Check sendmessage's connection options (UsageError, a ValueError,
+    for bad input; TypeError for an argument of the wrong shape) and work
+    out the servers to try."""
     protocol = protocol_name(protocol)
     names = server_list(servers)
     given_ports = port_list(ports)
@@ -117,22 +155,8 @@ def plan(part: Message, *, servers: Servers = ("localhost",), ports: Ports = Non
     urls = [server_url(entry) for entry in names]
     secret_password, secret_token = credentials(username, password, token,
                                                 urls_name_users=any(u and u.username for u in urls))
-    plain = (delivery is None and (atleastone is True or atleastone is False) and ret is None and envid is None
-             and notify is None and orcpt is None and require_dsn is False and deliverby is None
-             and priority is None and requiretls is False and mail_auth is None)
-    options = _PLAIN_DELIVERY.get(atleastone) if plain else None   # a Delivery is frozen: shared
-    if options is None:
-        options = one_delivery(delivery, atleastone=atleastone, ret=ret, envid=envid, notify=notify, orcpt=orcpt,
-                               require_dsn=require_dsn, deliverby=deliverby, priority=priority,
-                               requiretls=requiretls, mail_auth=mail_auth)
-        if plain:
-            _PLAIN_DELIVERY[atleastone] = options
     name = client_name(client, [u.server if u else entry for u, entry in zip(urls, names)])
-    message = as_part(part)
-    prepared = prepare(message, originator=originator, recipients=recipients, header=header, client=name)
-    data = MessageData.from_part(message, prepared.add, prepared.omit, dkim=signers)
     timeouts = Timeouts.make(timeout, maxsecs)
-    trace, notes = tracer(debug)
     default_port = protocol_port(protocol, tlsimport)
     targets = []
     for i, (url, entry) in enumerate(zip(urls, names)):
@@ -164,12 +188,37 @@ def plan(part: Message, *, servers: Servers = ("localhost",), ports: Ports = Non
             own["protocol"] = own_protocol
         targets.append(Target(host, port, implicit, own, own_timeout))
     session_options = dict(client=name, usetls=usetls, tlspolicy=policy,
-                           username=username, password=secret_password, token=secret_token, queue=queue,
-                           mechanisms=mechanism_list(mechanisms), timeouts=timeouts, trace=trace,
-                           monitor=monitor, monitor_headers=monitor_headers, events=events,
-                           progress=progress, trace_notes=notes, protocol=protocol)
-    return Plan(prepared, data, options, targets, session_options, trace if notes else None,
-                events, timeouts.connect, message_id(prepared, message))
+                           username=username, password=secret_password, token=secret_token,
+                           mechanisms=mechanism_list(mechanisms), timeouts=timeouts,
+                           monitor=monitor, monitor_headers=monitor_headers, events=events, protocol=protocol)
+    return Route(targets, session_options, debug, timeouts.connect, name)
+
+
+def plan(part: Message, *, servers: Servers = ("localhost",), ports: Ports = None,
+         client: Optional[str] = None, originator: Optional[str] = None, recipients: Recipients = None,
+         header: HeaderArg = (), atleastone: bool = False, queue: bool = False, usetls: bool = True,
+         tlsimport: Optional[bool] = None, tlspolicy: Policy = None, username: Optional[str] = None,
+         password: Optional[str] = None, token: Token = None, mechanisms: Mechanisms = None,
+         maxsecs: float = 120, timeout: Optional[float] = None, debug: Debug = False,
+         ret: Optional[str] = None, envid: Optional[str] = None,
+         notify: Union[Notify, Mapping[str, Notify], None] = None, orcpt: Orcpt = None,
+         require_dsn: bool = False, deliverby: Optional[str] = None, priority: Optional[int] = None,
+         requiretls: bool = False, mail_auth: Optional[str] = None, delivery: Optional[Delivery] = None,
+         events: Optional[EventHook] = None, monitor: Optional[MonitorHook] = None,
+         monitor_headers: bool = False, progress: Optional[ProgressHook] = None,
+         dkim: DKIM = None, protocol: str = "smtp") -> Plan:
+    """Check sendmessage's arguments (all but ``ssl_context``) and prepare
+    the message: :func:`route` for the connection options, then
+    :meth:`Route.plan` for the message's."""
+    servers_route = route(servers=servers, ports=ports, client=client, usetls=usetls, tlsimport=tlsimport,
+                          tlspolicy=tlspolicy, username=username, password=password, token=token,
+                          mechanisms=mechanisms, maxsecs=maxsecs, timeout=timeout, debug=debug, events=events,
+                          monitor=monitor, monitor_headers=monitor_headers, protocol=protocol)
+    return servers_route.plan(part, originator=originator, recipients=recipients, header=header,
+                              atleastone=atleastone, queue=queue, ret=ret, envid=envid, notify=notify,
+                              orcpt=orcpt, require_dsn=require_dsn, deliverby=deliverby, priority=priority,
+                              requiretls=requiretls, mail_auth=mail_auth, delivery=delivery, progress=progress,
+                              dkim=dkim)
 
 
 def failover(plan: Plan, reuse: bool = False) -> Dialogue[list[Rejected]]:
@@ -252,12 +301,13 @@ def _kept(plan: Plan, target: Target,
     (recorded in ``attempts``: try the next server). Raises the message's
     own failure. A connection lost while idle is replaced, never an Attempt."""
     host, port = target.host, target.port
-    wanted = _target_options(plan, target)
+    options = plan.session_options
+    wanted = (options["queue"], target.options.get("username", options["username"]))   # as _target_options
     while True:
         session: Optional[Session] = yield Checkout(host, port)
         if session is None:
             return None
-        if (session.setup.queue, session.setup.username) != (wanted["queue"], wanted["username"]):
+        if (session.setup.queue, session.setup.username) != wanted:
             # set up for another queue= or another user (two URLs naming one server): not this send's
             yield Checkin(session, host, port, reusable=False)
             continue

@@ -34,9 +34,10 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Optional, Protocol, TypeVar
 
+from ._data import dkim_signers
 from ._envelope import Message
 from ._errors import UsageError
-from ._failover import Plan, plan
+from ._failover import Plan, route
 from ._options import client_name, server_list, server_url, shown
 from ._secret import Secret
 from ._session import Session
@@ -307,17 +308,14 @@ class Settings:
     password and token held as Secret; :meth:`plan` adds one message's
     options and prepares it (smtpsend._failover.plan)."""
 
-    # a message to check the options with: never sent
-    _PROBE = b"From: <probe@localhost>\r\nTo: <probe@localhost>\r\n\r\n"
-
     def __init__(self, options: dict[str, Any], max_connections: int, max_messages: Optional[int],
                  idle_timeout: Optional[float], rate_limit: Optional[float]) -> None:
         options = dict(options)
         if options.get("protocol", "smtp") == "smtp":
             options.pop("protocol", None)   # plan() before the LMTP option existed
-        if options.get("dkim") is None:
-            options.pop("dkim", None)
-        for name in ("password", "token"):   # held as Secret from here on; plan() below checks them
+        self.dkim = options.pop("dkim", None)
+        dkim_signers(self.dkim)   # checked now: TypeError for what is no signer
+        for name in ("password", "token"):   # held as Secret from here on; route() below checks them
             if isinstance(options.get(name), str):
                 options[name] = Secret(options[name])
         # an iterator is read once, here; a URL is kept parsed (its password a Secret, never plain text)
@@ -333,17 +331,18 @@ class Settings:
             raise UsageError(f"idle_timeout= must be a number of seconds (or None), not {idle_timeout!r}")
         self.rate = RateLimit(rate_limit) if rate_limit is not None else None
         self.options = options
-        probe = plan(self._PROBE, **options)
-        self.first = (probe.targets[0].host, probe.targets[0].port)   # where most sends go
-        self.wait = probe.connect_timeout   # how long a send waits for a free connection
+        # the connection options checked and worked out once, for every message
+        self.route = route(**options)
+        self.first = (self.route.targets[0].host, self.route.targets[0].port)   # where most sends go
+        self.wait = self.route.connect_timeout   # how long a send waits for a free connection
         self.limits = (max_connections, max_messages, idle_timeout)
 
     def plan(self, part: Message, per_message: dict[str, Any]) -> Plan:
         """One message checked and prepared, with these options; a
         per-message ``dkim`` of None means the transport's own signer."""
         if per_message.get("dkim") is None:
-            per_message = {k: v for k, v in per_message.items() if k != "dkim"}
-        return plan(part, **{**self.options, **per_message})
+            per_message = dict(per_message, dkim=self.dkim)
+        return self.route.plan(part, **per_message)
 
     def pool(self, clock: Callable[[], float] = time.monotonic) -> "Pool[Any]":
         """A new, empty pool with these limits."""

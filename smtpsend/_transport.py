@@ -101,18 +101,20 @@ class Transport:
         self._wait_turn()
         lease = self._lease()
         driver = _Driver(self, lease)
+        sent = False
         try:   # prepared once it has a place (as AsyncTransport, where thousands may wait)
             checked = self._settings.plan(part, per_message)
             result = pump(failover(checked, reuse=True), driver)
+            sent = True
         finally:
             driver.finish()
             with self._lock:
                 dead = self._pool.release(lease)
+                if sent:
+                    self._pool.count("messages_sent")
                 self._progress = time.monotonic()
                 self._lock.notify()
             self._close_all(dead, quit=True)
-        with self._lock:
-            self._pool.count("messages_sent")
         return result
 
     def _wait_turn(self) -> None:

@@ -399,6 +399,24 @@ def test_each_message_gets_its_own_progress_hook_on_a_reused_connection() -> Non
         assert first and second and t.stats.connections_reused == 1
 
 
+def test_debug_logging_turned_on_after_the_transport_was_made_shows_the_next_message(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The connection options are worked out once (smtpsend._failover.Route),
+    but whether the transcript is wanted is decided per message."""
+    with CaptureServer() as server, caplog.at_level("INFO", logger="smtpsend"):
+        with smtpsend.Transport(servers=["localhost"], ports=[server.port]) as t:
+            t.sendmessage(part(1))
+            assert not [r for r in caplog.records if r.levelname == "DEBUG"]
+            with caplog.at_level("DEBUG", logger="smtpsend"):
+                t.sendmessage(part(2))
+            lines = [r.getMessage() for r in caplog.records if r.levelname == "DEBUG"]
+            assert any(line.startswith("> MAIL FROM:<a@example.com>") for line in lines)
+            assert any(line.startswith("* reusing the connection") for line in lines)
+            caplog.clear()
+            t.sendmessage(part(3))
+            assert not [r for r in caplog.records if r.levelname == "DEBUG"]
+
+
 def test_eight_threads_share_two_connections() -> None:
     count = 60 if FULL else 20
     with ChaosServer() as server:
