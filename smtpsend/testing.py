@@ -35,6 +35,7 @@ import json
 import re
 import secrets
 import ssl
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional, TypeVar
@@ -372,6 +373,15 @@ def _quiet(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     loop.default_exception_handler(context)
 
 
+async def _within(seconds: float, awaitable: Awaitable[T]) -> T:
+    """``awaitable``, or TimeoutError after ``seconds`` -- without the task
+    asyncio.wait_for makes for each wait (Python 3.11 and later)."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)
+
+
 class _Gone(Exception):
     """The client stayed idle too long (it has been told) or stopped reading."""
 
@@ -445,7 +455,7 @@ class _Dialogue:
 
     async def _bounded(self, awaitable: Awaitable[T]) -> T:
         try:
-            return await asyncio.wait_for(awaitable, self.server.idle_timeout)
+            return await _within(self.server.idle_timeout, awaitable)
         except asyncio.TimeoutError:
             raise _Gone from None
 
@@ -462,7 +472,8 @@ class _Dialogue:
         if self.pending:
             self.writer.write(b"".join(self.pending))
             self.pending, self.pending_size = [], 0
-            await self._bounded(self.writer.drain())
+            if self.writer.transport.get_write_buffer_size():   # not all written at once: wait, bounded
+                await self._bounded(self.writer.drain())
 
     async def receive(self) -> None:
         """Read more into the buffer. Replies are flushed only when no
@@ -470,7 +481,7 @@ class _Dialogue:
         Idle past idle_timeout: 421 4.4.2 and _Gone."""
         await self.flush()
         try:
-            data = await asyncio.wait_for(self.reader.read(READ), self.server.idle_timeout)
+            data = await _within(self.server.idle_timeout, self.reader.read(READ))
         except asyncio.TimeoutError:
             await self.reply(421, f"4.4.2 {self.server.hostname} idle for too long, closing")
             await self.flush()
