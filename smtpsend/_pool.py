@@ -217,9 +217,11 @@ class Pool(Generic[C]):
         """Remove and return the idle connections that may not be reused:
         idle longer than ``idle_timeout``, or opened by another process."""
         out: list[Pooled[C]] = []
+        pid, now = os.getpid(), self.clock()   # once for the sweep: it runs at every lease
         for target in list(self._idle):
-            keep = [e for e in self._idle[target] if self._fresh(e)]
-            out += [e for e in self._idle[target] if not self._fresh(e)]
+            keep: list[Pooled[C]] = []
+            for entry in self._idle[target]:
+                (keep if self._fresh(entry, pid, now) else out).append(entry)
             if keep:
                 self._idle[target] = keep
             else:
@@ -252,10 +254,14 @@ class Pool(Generic[C]):
 
     # ------------------------------------------------------------ inside
 
-    def _fresh(self, entry: Pooled[C]) -> bool:
-        if entry.pid != os.getpid():
+    def _fresh(self, entry: Pooled[C], pid: Optional[int] = None, now: Optional[float] = None) -> bool:
+        """May ``entry`` be reused: opened by this process (``pid``), idle
+        no longer than idle_timeout (at ``now``)?"""
+        if entry.pid != (os.getpid() if pid is None else pid):
             return False
-        return self.idle_timeout is None or self.clock() - entry.idle_since <= self.idle_timeout
+        if self.idle_timeout is None:
+            return True
+        return (self.clock() if now is None else now) - entry.idle_since <= self.idle_timeout
 
     def _pop(self, target: Target) -> Optional[Pooled[C]]:
         """The most recently used fresh idle connection to ``target``."""

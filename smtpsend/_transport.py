@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Any, Callable, Mapping, NoReturn, Optional, Union
 
-from ._driver import Action, Checkin, Checkout, Close, Connect, Resolve
+from ._driver import Action, Checkin, Checkout, Close, Connect, Read, Resolve, Send
 from ._envelope import Message
 from ._errors import Rejected, SMTPError, Timeout, TransportError, UsageError
 from ._esmtp import Delivery, Notify
@@ -242,6 +242,10 @@ class _Driver:
     def perform(self, action: Action) -> Any:
         """Do one action; TransportError for Send/Read/StartTLS with no
         connection current."""
+        if isinstance(action, (Send, Read)):   # most actions: straight to the connection
+            if self._current is None:
+                raise TransportError("no connection is open")
+            return self._current.connection.perform(action)
         if isinstance(action, Resolve):
             return resolve(action.host, action.port)
         if isinstance(action, Connect):
