@@ -26,7 +26,7 @@ def header_fields(header: HeaderArg, what: str = "header=") -> list[tuple[str, s
     string or bytes, for an item that is not a pair, and for a name or value
     that is not a str (nothing is converted silently).
     """
-    if header is None:
+    if header is None or (type(header) in (tuple, list) and not header):   # the usual: none given
         return []
     if isinstance(header, (str, bytes, bytearray)):
         raise TypeError(f"{what} takes (name, value) pairs or a mapping, not a {type(header).__name__}")
@@ -61,13 +61,12 @@ def one_or_many(value: Any, what: str, single: tuple[type, ...] = (str,), hint: 
         return []
     if isinstance(value, single):
         return [value]
-    refused = f"{what} does not take bytes{hint}"
     if isinstance(value, (bytes, bytearray)):
-        raise TypeError(refused)
+        raise TypeError(f"{what} does not take bytes{hint}")
     try:
         items = list(value)
     except TypeError:
         raise TypeError(f"{what} takes one item or a list of them, not a {type(value).__name__}") from None
     if any(isinstance(item, (bytes, bytearray)) for item in items):
-        raise TypeError(refused)
+        raise TypeError(f"{what} does not take bytes{hint}")
     return items

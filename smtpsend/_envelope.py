@@ -188,8 +188,8 @@ class _Header:
     @classmethod
     def of(cls, part: Part, header: list[tuple[str, str]]) -> "_Header":
         fields = _fields(part, header)
-        block = _resent_block(fields)
         names = _by_name(fields)
+        block = _resent_block(fields) if any(n.startswith("resent-") for n in names) else []
         return cls(fields, block or fields, "Resent-" if block else "", names,
                    _by_name(block) if block else names)
 
