@@ -181,7 +181,8 @@ class Deadline:
 
     def __init__(self, seconds: float, what: str = "no reply") -> None:
         self._end = time.monotonic() + seconds
-        self._message = f"{what} within {seconds} s"
+        self._seconds = seconds
+        self._what = what   # the message is made only when the wait runs out
 
     def remaining(self) -> float:
         left = self._end - time.monotonic()
@@ -191,7 +192,7 @@ class Deadline:
 
     def expired(self) -> Timeout:
         """The Timeout to raise when the wait ran out."""
-        return Timeout(self._message)
+        return Timeout(f"{self._what} within {self._seconds} s")
 
 
 @dataclass(frozen=True)

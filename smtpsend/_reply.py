@@ -111,7 +111,7 @@ class ReplyParser:
     """
 
     def __init__(self) -> None:
-        self._buffer = bytearray()
+        self._buffer = b""   # the rest of the last chunk, after its last line feed
         self._lines: list[str] = []
         self._code: Optional[int] = None
 
@@ -121,39 +121,87 @@ class ReplyParser:
         return bool(self._buffer) or bool(self._lines)
 
     def feed(self, data: bytes) -> list[Reply]:
-        self._buffer += data
-        replies: list[Reply] = []
-        while True:
-            eol = self._buffer.find(b"\n")
-            if eol == -1:
-                if len(self._buffer) > MAX_LINE:
-                    raise RemoteProtocolError(f"reply line longer than {MAX_LINE} octets")
-                return replies
-            if eol > MAX_LINE:
+        held = self._buffer + data if self._buffer else bytes(data)
+        if b"\n" not in held:
+            self._buffer = held
+            if len(held) > MAX_LINE:
                 raise RemoteProtocolError(f"reply line longer than {MAX_LINE} octets")
-            raw = bytes(self._buffer[:eol]).rstrip(b"\r")
-            del self._buffer[:eol + 1]
-            reply = self._line(raw)
-            if reply is not None:
-                replies.append(reply)
+            return []
+        # every complete line in one pass; the rest (at most MAX_LINE octets
+        # once checked below) waits for the next chunk
+        lines = held.split(b"\n")
+        self._buffer = lines.pop()
+        replies: list[Reply] = []
+        taken = 0
+        try:
+            for line in lines:
+                if len(line) > MAX_LINE:
+                    raise RemoteProtocolError(f"reply line longer than {MAX_LINE} octets")
+                taken += 1
+                reply = self._line(line.rstrip(b"\r"))
+                if reply is not None:
+                    replies.append(reply)
+        except RemoteProtocolError:
+            # hold what a line-at-a-time parser holds: the lines not taken, and the rest
+            self._buffer = b"\n".join(lines[taken:] + [self._buffer])
+            raise
+        if len(self._buffer) > MAX_LINE:
+            raise RemoteProtocolError(f"reply line longer than {MAX_LINE} octets")
+        return replies
 
     def _line(self, raw: bytes) -> Optional[Reply]:
-        if len(raw) < 3 or not raw[:3].isdigit() or raw[:1] not in b"12345" or \
-                (len(raw) > 3 and raw[3:4] not in b" -"):
+        code = _CODES.get(raw[:3])
+        more = raw[3:4]
+        if code is None or more not in (b" ", b"-", b""):
             raise RemoteProtocolError(f"malformed reply line {raw[:80]!r}")
-        code = int(raw[:3])
         if self._code is not None and code != self._code:
             raise RemoteProtocolError(f"reply code changed from {self._code} to {code} mid-reply")
+        text = raw[4:].decode("utf-8", "replace")
+        if more != b"-" and not self._lines:
+            # a one-line reply (the common case): no list to build and reset
+            return Reply(code, (text,), _status(text, code))
         self._code = code
-        self._lines.append(raw[4:].decode("utf-8", "replace"))
+        self._lines.append(text)
         if len(self._lines) > MAX_LINES:
             raise RemoteProtocolError(f"reply longer than {MAX_LINES} lines")
-        if raw[3:4] == b"-":
+        if more == b"-":
             return None
         lines = tuple(self._lines)
         self._lines = []
         self._code = None
-        return Reply(code, lines, EnhancedStatus.parse(lines[0], code))
+        return Reply(code, lines, _status(lines[0], code))
+
+
+# Reply codes by their first three octets: b"100" to b"599" are exactly
+# three ASCII digits, the first 1 to 5 (RFC 5321 section 4.2.1) -- what a
+# check of each digit and int() accept and give.
+_CODES = {b"%d" % code: code for code in range(100, 600)}
+
+# EnhancedStatus.parse's results, one dict per class of reply code (its
+# index), by the text before the first space. That text alone decides the
+# result: a status contains no space, and what follows it must be
+# whitespace or the end -- a space, or the end of that text. An
+# EnhancedStatus is immutable, so one object serves every reply with it.
+# Bounded: short texts only, and a server inventing texts only empties a
+# dict now and then.
+_STATUSES: tuple[dict[str, Optional[EnhancedStatus]], ...] = tuple({} for _ in range(6))
+_STATUSES_MAX = 256
+_TOKEN_MAX = 16
+
+
+def _status(text: str, code: int) -> Optional[EnhancedStatus]:
+    """``EnhancedStatus.parse(text, code)``, remembered."""
+    token = text.partition(" ")[0]
+    known = _STATUSES[code // 100]
+    try:
+        return known[token]
+    except KeyError:   # (not "in" and then []: another thread may empty it between)
+        status = EnhancedStatus.parse(token, code)
+        if len(token) <= _TOKEN_MAX:
+            if len(known) >= _STATUSES_MAX:
+                known.clear()
+            known[token] = status
+        return status
 
 
 class ReplyBuffer:

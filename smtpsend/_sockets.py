@@ -26,8 +26,8 @@ Python 3.11: the asyncio driver raises the builtin one for it.
 from __future__ import annotations
 
 import ssl
-from contextlib import contextmanager
-from typing import Any, Iterator, Literal, Optional, Union
+from types import TracebackType
+from typing import Any, Literal, Optional, Union
 
 from ._driver import Deadline, TLSInfo
 from ._errors import RemoteProtocolError, SMTPError, Timeout, TLSError, TransportError
@@ -42,22 +42,38 @@ _PLAINTEXT_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", 
                                 "UNKNOWN_PROTOCOL", "HTTP_REQUEST", "UNEXPECTED_RECORD"})
 
 
-@contextmanager
-def transport_errors(during: During, *, timeout: float = 0.0, host: str = "", port: int = 0,
-                     deadline: Optional[Deadline] = None) -> Iterator[None]:
+class transport_errors:   # named as the function it was: with transport_errors(...)
     """Re-raise the socket, ssl and OS errors of the block as smtpsend's
     errors (see the table above). ``timeout`` is the wait that ran out, for
     the message; ``host`` and ``port`` what was resolved or connected to;
     ``deadline`` (for "read") gives the Timeout to raise. Anything else --
-    an SMTPError, a TypeError -- passes through."""
-    try:
-        yield
-    except SMTPError:
-        raise
-    except (OSError, UnicodeError) as exc:
+    an SMTPError, a TypeError -- passes through.
+
+    A class rather than a @contextmanager generator: the drivers enter it
+    for every send and read, and this costs a fraction of a generator's
+    set-up; what it raises is the same."""
+
+    __slots__ = ("_during", "_timeout", "_host", "_port", "_deadline")
+
+    def __init__(self, during: During, *, timeout: float = 0.0, host: str = "", port: int = 0,
+                 deadline: Optional[Deadline] = None) -> None:
+        self._during = during
+        self._timeout = timeout
+        self._host = host
+        self._port = port
+        self._deadline = deadline
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Optional[type[BaseException]], exc: Optional[BaseException],
+                 traceback: Optional[TracebackType]) -> Literal[False]:
+        if exc is None or isinstance(exc, SMTPError) or not isinstance(exc, (OSError, UnicodeError)):
+            return False
+        during = self._during
         if isinstance(exc, UnicodeError) and during != "resolve":
-            raise
-        error = _mapped(exc, during, timeout, host, port, deadline)
+            return False
+        error = _mapped(exc, during, self._timeout, self._host, self._port, self._deadline)
         if isinstance(exc, TimeoutError) or during == "resolve":
             raise error from None
         raise error from exc

@@ -61,6 +61,7 @@ class SyncConnection:
         self._context = ssl_context
         self._replies = ReplyBuffer()
         self._first = FirstBytes()
+        self._timeout = sock.gettimeout()   # what the socket's timeout is set to
 
     @classmethod
     def open(cls, sockaddr: tuple[Any, ...], family: int, timeout: float, server_hostname: str,
@@ -94,16 +95,21 @@ class SyncConnection:
     def _send(self, action: Send) -> None:
         blocks = [action.data] if isinstance(action.data, (bytes, bytearray)) else action.data
         with transport_errors("send", timeout=action.timeout):
-            self._sock.settimeout(action.timeout)
+            self._settimeout(action.timeout)
             for block in blocks:
                 self._sock.sendall(block)
 
     def _read(self, count: int, timeout: float) -> list[Reply]:
         deadline = Deadline(timeout)
+        first = True
         while not self._replies.have(count):
             with transport_errors("read", deadline=deadline):
-                self._sock.settimeout(deadline.remaining())
+                left = deadline.remaining()   # Timeout once it has passed: a trickle still times out
+                # the first wait is all of the timeout (the deadline began a
+                # moment ago), so the same timeout is not set again each read
+                self._settimeout(timeout if first else left)
                 data = self._sock.recv(65536)
+            first = False
             if not data:
                 raise TransportError(self._replies.closed_message())
             self._first.check(data)
@@ -117,17 +123,25 @@ class SyncConnection:
         self._first.done()
         context = self._context or ssl.create_default_context()
         with transport_errors("handshake", timeout=timeout):
-            self._sock.settimeout(timeout)
+            self._settimeout(timeout)
             self._sock = context.wrap_socket(self._sock, server_hostname=self._hostname)
         assert isinstance(self._sock, ssl.SSLSocket)
         return tls_info(self._sock)
+
+    def _settimeout(self, seconds: float) -> None:
+        """The socket's timeout for the next call; skipped when it is set
+        already (each setting is a system call). A wrapped TLS socket keeps
+        the timeout of the socket it wraps."""
+        if seconds != self._timeout:
+            self._sock.settimeout(seconds)
+            self._timeout = seconds
 
     def dropped(self) -> bool:
         """True when an idle connection cannot carry another command: the
         server closed it, or said something unasked (a 421 before closing,
         RFC 5321 section 3.8). Looks without waiting; used by the pool."""
         try:
-            readable, _, _ = select.select([self._sock], [], [], 0)
+            readable = _readable(self._sock)
         except (OSError, ValueError):
             return True
         pending = isinstance(self._sock, ssl.SSLSocket) and self._sock.pending() > 0
@@ -138,6 +152,18 @@ class SyncConnection:
             self._sock.close()
         except OSError:
             pass
+
+
+def _readable(sock: socket.socket) -> bool:
+    """Has ``sock`` anything to read (or an end or error to report) right
+    now? poll() where there is one: select() refuses a descriptor numbered
+    1024 or more, which a busy process reaches."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable)
 
 
 class SyncDriver:

@@ -284,6 +284,35 @@ def test_rate_limit_spaces_messages_evenly() -> None:
         RateLimit(0)
 
 
+@pytest.mark.skipif(not hasattr(os, "sysconf") or os.name != "posix", reason="file descriptor numbers are POSIX")
+def test_an_idle_connection_on_a_high_descriptor_number_is_not_taken_for_dropped() -> None:
+    """select() refuses descriptors numbered 1024 and up, which a busy
+    process reaches: the pool's look at an idle connection must not take
+    every such connection for closed (and reconnect for each message)."""
+    import fcntl
+    import resource
+    from smtpsend._sync import SyncConnection
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        if hard != resource.RLIM_INFINITY and hard < 1200:
+            pytest.skip("the descriptor limit is below 1200")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
+    ours, theirs = socket.socketpair()
+    try:
+        high = socket.socket(fileno=fcntl.fcntl(ours.fileno(), fcntl.F_DUPFD, 1100))
+        assert high.fileno() >= 1100
+        connection = SyncConnection(high, "localhost", None)
+        assert not connection.dropped()           # idle and open
+        theirs.sendall(b"421 4.4.2 closing\r\n")  # something unasked: it cannot be reused
+        assert connection.dropped()
+        connection.close()
+    finally:
+        ours.close()
+        theirs.close()
+        if soft < 1200:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def test_what_counts_as_a_kept_connection_lost_while_idle() -> None:
     from smtpsend import _verdicts as verdict
     from smtpsend._reply import Reply
