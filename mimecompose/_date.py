@@ -10,6 +10,7 @@ grammar reads those tokens.
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timedelta, timezone
 from itertools import islice
 
@@ -322,12 +323,41 @@ def formatdate(dt: datetime | None = None) -> str:
     local time.
     """
     if dt is None:
-        dt = datetime.now().astimezone()
-    elif dt.tzinfo is None or dt.utcoffset() is None:
+        return _now() if _CACHE_NOW else _format(datetime.now().astimezone())
+    if dt.tzinfo is None or dt.utcoffset() is None:
         dt = dt.astimezone()
+    return _format(dt)
+
+
+def _format(dt: datetime) -> str:
+    """``dt`` (aware) as RFC 5322 text."""
     offset = dt.utcoffset() or timedelta(0)
     minutes = int(offset.total_seconds()) // 60
     sign = "-" if minutes < 0 or (minutes == 0 and dt.tzname() == "-0000") else "+"
     minutes = abs(minutes)
     return (f"{_DAYS[dt.weekday()]}, {dt.day:02d} {_MONTHS[dt.month - 1]} {dt.year:04d} "
             f"{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d} {sign}{minutes // 60:02d}{minutes % 60:02d}")
+
+
+# formatdate() of "now", per whole second. The text depends only on the
+# second (microseconds are not written) and on the local zone's rules: it
+# is made exactly as datetime.now().astimezone() makes it (fromtimestamp of
+# the same system clock, floored to the second, local time with its fold,
+# then the zone's offset at that instant), so a DST change -- which happens
+# on a whole second -- is a new key. time.tzset(), the one way Python
+# changes the zone rules, makes a new time.tzname tuple: its identity is in
+# the key. One tuple, replaced whole: safe across threads without a lock.
+_CACHE_NOW = True   # tests force the uncached path with False
+_now_cache: tuple[int, object, str] = (-1, None, "")
+
+
+def _now() -> str:
+    global _now_cache
+    second = time.time_ns() // 1_000_000_000
+    zone = time.tzname
+    cached_second, cached_zone, text = _now_cache
+    if cached_second == second and cached_zone is zone:
+        return text
+    text = _format(datetime.fromtimestamp(second).astimezone())
+    _now_cache = (second, zone, text)
+    return text

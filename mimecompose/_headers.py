@@ -139,7 +139,7 @@ class Headers:
     def fields(self) -> list[Field]:
         """The fields in order (the list itself: changing it changes the header)."""
         if self._unread is not None:
-            self._fields = [Field(name.decode("ascii"), raw=raw) for raw, name in self._unread]
+            self._fields = [Field(name.decode("ascii"), None, raw) for raw, name in self._unread]
             self._unread = None
         return self._fields
 
@@ -339,7 +339,12 @@ def format_field(name: str, value: str) -> bytes:
     value = value.strip(" \t")
     if value.isascii() and len(name) + len(value) + 2 <= _MAX_LINE and "=?" not in value \
             and not _CONTROL.search(value):
-        return _checked(name, [f"{name}: {value}"])
+        line = f"{name}: {value}"
+        if name.isascii() and not _CONTROL.search(name):
+            # what _checked() does with this one line: nothing to refuse
+            # (no control character in it, no continuation line), ASCII to encode
+            return (line + "\r\n").encode("ascii")
+        return _checked(name, [line])
     pieces = None
     lname = name.lower()
     if lname in ADDRESS_FIELDS:
@@ -571,7 +576,7 @@ class FieldBlock(NamedTuple):
     @property
     def fields(self) -> list[Field]:
         """The fields as Field objects."""
-        return [Field(name.decode("ascii"), raw=raw) for raw, name in self.pairs]
+        return [Field(name.decode("ascii"), None, raw) for raw, name in self.pairs]
 
 
 def read_field_block(data: bytes, start: int = 0, end: int | None = None,

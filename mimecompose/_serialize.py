@@ -23,6 +23,7 @@ _CRLF = b"\r\n"
 # fields that follow from the content: iterbytes(add=, omit=) may not touch them
 # (MIME-Version may be added or left out: it stands for the version written)
 _FROM_CONTENT = frozenset(RESERVED) - {"mime-version"}
+_FAST = True   # tests force the general path of iter_part with False
 
 
 class Part(PartData):
@@ -165,10 +166,20 @@ def iter_part(part: PartData, root: bool = True, add: Iterable[tuple[str, str]] 
     add = list(add)
     fields = part._headers.fields
     recode = _seven_bit(part) if seven_bit else None
-    if _clean(part) and not add and not seven_bit and not any(f.lname in omit for f in fields):
+    clean = not seven_bit and _clean(part)
+    if clean and not any(f.lname in omit for f in fields):
         assert part._raw is not None   # set on every parsed part
-        yield from _raw(part, part._raw)
-        return
+        if not add:
+            yield from _raw(part, part._raw)
+            return
+        if _FAST and _header_as_read(part, fields):
+            # what the general path below writes: the added fields, every
+            # field as read, the empty line, the body as read -- and the last
+            # three are the part's bytes in the buffer, unchanged
+            raw = _raw(part, part._raw)
+            yield b"".join([format_field(name, value) for name, value in add]) + next(raw, b"")
+            yield from raw
+            return
     out = [format_field(name, value) for name, value in add]
     names = {name.lower() for name, _ in add}
     for field in fields:
@@ -186,6 +197,28 @@ def iter_part(part: PartData, root: bool = True, add: Iterable[tuple[str, str]] 
     out.append(_CRLF)
     yield b"".join(out)
     yield from _iter_body(part, seven_bit, recode)
+
+
+def _header_as_read(part: PartData, fields: list[Field]) -> bool:
+    """True when the header block of a clean parsed ``part`` is, in its
+    buffer, exactly what the serialiser writes for it: every field's raw
+    bytes and then CRLF, nothing else. Needs a buffer in memory (a file is
+    read again only for the body, as the general path does) whose line
+    breaks are all CRLF (so no field is normalised, and every raw ends in
+    CRLF unless the header ran to the end without an empty line, which the
+    length rules out). The lengths tell it: the block is the fields' raws,
+    the lines the reader skipped (stray lines, 3 octets or more each with
+    their CRLF) and the empty line (2 or 0 octets), so the raws plus 2 fill
+    it only when nothing was skipped and the empty line is there."""
+    buf = part._parsed
+    if buf is None or not buf.crlf or buf._data is None or part._raw is None or part._body_raw is None:
+        return False
+    size = 2
+    for field in fields:
+        if field.raw is None:
+            return False
+        size += len(field.raw)
+    return part._body_raw[0] - part._raw[0] == size
 
 
 def _iter_body(part: PartData, seven_bit: bool = False, recode: str | None = None) -> Iterator[bytes]:

@@ -194,12 +194,16 @@ class MessageData:
                 break
         if size <= HEAD and len(kept) > 1:
             kept = [b"".join(kept)]   # a small message: one chunk, one write
-        eightbit = not all(chunk.isascii() for chunk in kept)
-        head = b""
-        for chunk in kept:
-            head += chunk[:HEAD - len(head)]
-            if len(head) >= HEAD:
-                break
+        if len(kept) == 1:   # a small message, or one large chunk: the loops below in one step
+            eightbit = not kept[0].isascii()
+            head = kept[0][:HEAD]
+        else:
+            eightbit = not all(chunk.isascii() for chunk in kept)
+            head = b""
+            for chunk in kept:
+                head += chunk[:HEAD - len(head)]
+                if len(head) >= HEAD:
+                    break
         if size > _KEEP:   # too large to keep: measured (size, CRC-32), serialised again to be sent
             for chunk in kept:
                 crc = zlib.crc32(chunk, crc)
@@ -213,14 +217,15 @@ class MessageData:
         self._crc = crc
         self._measured = size
         self.eightbit = eightbit
-        end = head.find(b"\r\n\r\n")
-        self.header_utf8 = not (head if end == -1 else head[:end]).isascii()
+        # head is part of what eightbit looked at: ASCII there, ASCII here
+        end = head.find(b"\r\n\r\n") if eightbit else -1
+        self.header_utf8 = eightbit and not (head if end == -1 else head[:end]).isascii()
         #: the DKIM-Signature fields (empty without signers)
-        self.signature = self._sign(dkim)
+        self.signature = self._sign(dkim) if dkim else b""
         #: the octets sent: the signature fields and the message
         self.size = len(self.signature) + size
         #: the first HEAD octets: what a monitor shows of the header
-        self.head = (self.signature + head)[:HEAD]
+        self.head = (self.signature + head)[:HEAD] if self.signature else head
 
     def _sign(self, signers: Sequence[DKIMSigner]) -> bytes:
         """The DKIM-Signature fields, each signer's over the message with

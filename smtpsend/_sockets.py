@@ -54,6 +54,11 @@ class transport_errors:   # named as the function it was: with transport_errors(
     set-up; what it raises is the same."""
 
     __slots__ = ("_during", "_timeout", "_host", "_port", "_deadline")
+    _during: During
+    _timeout: float
+    _host: str
+    _port: int
+    _deadline: Optional[Deadline]
 
     def __init__(self, during: During, *, timeout: float = 0.0, host: str = "", port: int = 0,
                  deadline: Optional[Deadline] = None) -> None:
