@@ -2,7 +2,7 @@
 side by side in one run, on loopback only (not a timed test: it prints).
 
 1. 1,000 messages from 8 threads to a server with STARTTLS and AUTH PLAIN:
-   - smtpsend.Transport (max_connections=8): one shared pool;
+   - smtpsend.Transport (max_connections=8, and the default 4): one shared pool;
    - smtplib: connect, starttls, login (PLAIN), sendmail, quit per message;
    - Django's SMTP backend: send_mail() per message (its own login picks
      CRAM-MD5, the strongest the server offers).
@@ -212,7 +212,11 @@ def sync_round(label: str, port: int, context: ssl.SSLContext, ca: str, messages
                             password=password, mechanisms="PLAIN", max_connections=threads) as transport:
         pooled = threaded(messages, threads, lambda: transport.sendmessage(RAW, recipients=[recipient]))
         stats = transport.stats
-    rows = [("smtpsend.Transport", pooled)]
+    rows = [(f"smtpsend.Transport, {threads} connections", pooled)]
+    with smtpsend.Transport(servers=[host], ports=[port], ssl_context=context, username=user,
+                            password=password, mechanisms="PLAIN") as transport:   # max_connections=4
+        rows.append(("smtpsend.Transport, the default 4", threaded(
+            messages, threads, lambda: transport.sendmessage(RAW, recipients=[recipient]))))
     raw = RawKept(port, context, host, user, password, recipient)
     try:
         rows.append(("the limit: a raw client, kept connections", threaded(messages, threads, raw.send)))
@@ -225,8 +229,8 @@ def sync_round(label: str, port: int, context: ssl.SSLContext, ca: str, messages
     if django is not None:
         rows.append(("Django send_mail() per message", threaded(messages, threads, django)))
     for name, rate in rows:
-        print(f"  {name:36s} {rate:8.0f} msg/s   {pooled / rate:5.1f}x")
-    print(f"  Transport: {stats.connections_opened} connections opened, {stats.connections_reused} "
+        print(f"  {name:42s} {rate:8.0f} msg/s   {pooled / rate:5.1f}x")
+    print(f"  Transport ({threads} connections): {stats.connections_opened} connections opened, {stats.connections_reused} "
           f"messages over a kept one")
     if received:
         got = received() - before
