@@ -25,12 +25,12 @@ from ._options import (Debug, EventHook, HeaderArg, Mechanisms, MonitorHook, Orc
 from ._reply import Reply, ReplyBuffer
 from ._sockets import FirstBytes, resolved, tls_info, transport_errors
 
-__all__ = ["AsyncDriver", "AsyncPerformer", "apump", "asendmessage", "start_tls"]
+__all__ = ["AsyncDriver", "AsyncPerformer", "apump", "asendmessage", "start_tls", "within"]
 
 T = TypeVar("T")
 
 
-async def _within(awaitable: Awaitable[T], seconds: float) -> T:
+async def within(awaitable: Awaitable[T], seconds: float) -> T:
     """``awaitable`` within ``seconds``, a timeout raised as the builtin
     TimeoutError (asyncio's own is another class before Python 3.11), so
     that transport_errors maps it as it maps a socket timeout.
@@ -93,11 +93,11 @@ class AsyncDriver:
         if action.family == socket.AF_UNIX:
             path = action.sockaddr[0]
             with transport_errors("connect", timeout=action.timeout, host=path):
-                self._reader, self._writer = await _within(asyncio.open_unix_connection(path), action.timeout)
+                self._reader, self._writer = await within(asyncio.open_unix_connection(path), action.timeout)
         else:
             address, port = action.sockaddr[0], action.sockaddr[1]
             with transport_errors("connect", timeout=action.timeout, host=address, port=port):
-                self._reader, self._writer = await _within(
+                self._reader, self._writer = await within(
                     asyncio.open_connection(address, port, family=action.family), action.timeout)
         self._host = action.host
         self._replies = ReplyBuffer()
@@ -109,7 +109,7 @@ class AsyncDriver:
         with transport_errors("send", timeout=action.timeout):
             for block in blocks:
                 writer.write(block)
-                await _within(writer.drain(), action.timeout)
+                await within(writer.drain(), action.timeout)
 
     async def _read(self, count: int, timeout: float) -> list[Reply]:
         reader, _ = self._streams()
@@ -117,7 +117,7 @@ class AsyncDriver:
         while not self._replies.have(count):
             left = deadline.remaining()   # first: a Timeout here leaves no coroutine unawaited
             with transport_errors("read", deadline=deadline):
-                data = await _within(reader.read(65536), left)
+                data = await within(reader.read(65536), left)
             if not data:
                 raise TransportError(self._replies.closed_message())
             self._first.check(data)
@@ -133,7 +133,7 @@ class AsyncDriver:
         self._first.done()
         context = self._context or ssl.create_default_context()
         with transport_errors("handshake", timeout=timeout):
-            reader, tls_writer = await _within(start_tls(writer, context, server_hostname=self._host), timeout)
+            reader, tls_writer = await within(start_tls(writer, context, server_hostname=self._host), timeout)
         self._reader, self._writer = reader, tls_writer
         ssl_object = tls_writer.get_extra_info("ssl_object")
         assert isinstance(ssl_object, ssl.SSLObject)

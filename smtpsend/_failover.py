@@ -80,6 +80,10 @@ class Plan:
         what its URL sets on top."""
         return {**self.session_options, **target.options}
 
+    def option(self, target: Target, name: str) -> Any:
+        """One of :meth:`target_options` (without building them all)."""
+        return target.options.get(name, self.session_options[name])
+
 
 # Route.plan(): the Delivery of a call that sets no per-message option but atleastone, made once
 _PLAIN_DELIVERY: dict[bool, Delivery] = {}
@@ -301,8 +305,7 @@ def _kept(plan: Plan, target: Target,
     (recorded in ``attempts``: try the next server). Raises the message's
     own failure. A connection lost while idle is replaced, never an Attempt."""
     host, port = target.host, target.port
-    options = plan.session_options
-    wanted = (options["queue"], target.options.get("username", options["username"]))   # as _target_options
+    wanted = (plan.option(target, "queue"), plan.option(target, "username"))
     while True:
         session: Optional[Session] = yield Checkout(host, port)
         if session is None:

@@ -243,9 +243,7 @@ class _Driver:
         """Do one action; TransportError for Send/Read/StartTLS with no
         connection current."""
         if isinstance(action, (Send, Read)):   # most actions: straight to the connection
-            if self._current is None:
-                raise TransportError("no connection is open")
-            return self._current.connection.perform(action)
+            return self._on_connection(action)
         if isinstance(action, Resolve):
             return resolve(action.host, action.port)
         if isinstance(action, Connect):
@@ -263,6 +261,9 @@ class _Driver:
             return self._checkout((action.host, action.port))
         if isinstance(action, Checkin):
             return self._checkin(action)
+        return self._on_connection(action)
+
+    def _on_connection(self, action: Action) -> Any:
         if self._current is None:
             raise TransportError("no connection is open")
         return self._current.connection.perform(action)

@@ -35,11 +35,11 @@ import json
 import re
 import secrets
 import ssl
-import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional, TypeVar
 
+from ._async import within, start_tls
 from ._deprecated import keyword_only, renamed, warn
 from ._envelope import Envelope
 
@@ -373,15 +373,6 @@ def _quiet(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     loop.default_exception_handler(context)
 
 
-async def _within(seconds: float, awaitable: Awaitable[T]) -> T:
-    """``awaitable``, or TimeoutError after ``seconds`` -- without the task
-    asyncio.wait_for makes for each wait (Python 3.11 and later)."""
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):
-            return await awaitable
-    return await asyncio.wait_for(awaitable, seconds)
-
-
 class _Gone(Exception):
     """The client stayed idle too long (it has been told) or stopped reading."""
 
@@ -455,8 +446,8 @@ class _Dialogue:
 
     async def _bounded(self, awaitable: Awaitable[T]) -> T:
         try:
-            return await _within(self.server.idle_timeout, awaitable)
-        except asyncio.TimeoutError:
+            return await within(awaitable, self.server.idle_timeout)
+        except TimeoutError:
             raise _Gone from None
 
     async def reply(self, code: int, text: str) -> None:
@@ -481,8 +472,8 @@ class _Dialogue:
         Idle past idle_timeout: 421 4.4.2 and _Gone."""
         await self.flush()
         try:
-            data = await _within(self.server.idle_timeout, self.reader.read(READ))
-        except asyncio.TimeoutError:
+            data = await within(self.reader.read(READ), self.server.idle_timeout)
+        except TimeoutError:   # smtpsend._async.within raises the builtin one on every version
             await self.reply(421, f"4.4.2 {self.server.hostname} idle for too long, closing")
             await self.flush()
             raise _Gone from None
@@ -577,7 +568,6 @@ class _Dialogue:
         transport.pause_reading()
         await self.flush()
         self.buffer.clear()   # RFC 3207 section 4.2: nothing sent before TLS counts
-        from ._async import start_tls
         self.reader, self.writer = await self._bounded(
             start_tls(self.writer, self.server.tls_context, server_side=True))
         self.tls = True

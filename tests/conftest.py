@@ -334,3 +334,12 @@ def rig() -> Generator[Any, None, None]:
     finally:
         if started:
             rigmod.remove(state)
+
+
+@pytest.fixture(scope="module")
+def keys() -> dict[str, Any]:
+    """The DKIM tests' signing keys: a fresh RSA and Ed25519 key per test
+    module, by algorithm name (tests/dkimverify.py has ``pem`` for them)."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+    return {"rsa-sha256": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+            "ed25519-sha256": ed25519.Ed25519PrivateKey.generate()}

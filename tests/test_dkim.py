@@ -19,29 +19,19 @@ from hypothesis import strategies as st
 dkim = pytest.importorskip("dkim", reason="dkimpy is the independent verifier (the test extra)")
 pytest.importorskip("nacl", reason="dkimpy verifies Ed25519 with PyNaCl (the test extra)")
 from cryptography.hazmat.primitives import serialization as ser  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: E402
 
 import mimecompose  # noqa: E402
 from mimecompose import DKIMSigner, MimeError, _dkim  # noqa: E402
 from mimecompose._serialize import iter_part  # noqa: E402
 
-from dkimverify import verify  # noqa: E402
+from dkimverify import pem, verify  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 CORPUS = HERE / "corpus"
 SHARED = HERE.parent.parent / "shared" / "corpus" / "messages"
 PAIRS = ["relaxed/relaxed", "relaxed/simple", "simple/relaxed", "simple/simple"]
 ALGORITHMS = ["rsa-sha256", "ed25519-sha256"]
-
-
-def pem(key) -> bytes:
-    return key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
-
-
-@pytest.fixture(scope="module")
-def keys():
-    return {"rsa-sha256": rsa.generate_private_key(public_exponent=65537, key_size=2048),
-            "ed25519-sha256": ed25519.Ed25519PrivateKey.generate()}
 
 
 def signer_for(keys, algorithm="rsa-sha256", **options) -> DKIMSigner:

@@ -19,8 +19,6 @@ import pytest
 
 dkim = pytest.importorskip("dkim", reason="dkimpy is the independent verifier (the test extra)")
 pytest.importorskip("nacl", reason="dkimpy verifies Ed25519 with PyNaCl (the test extra)")
-from cryptography.hazmat.primitives import serialization as ser  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa  # noqa: E402
 
 import mimecompose  # noqa: E402
 import smtpsend  # noqa: E402
@@ -29,21 +27,11 @@ from smtpsend import cli  # noqa: E402
 from smtpsend._data import MessageData  # noqa: E402
 from smtpsend.testing import CaptureServer  # noqa: E402
 
-from dkimverify import verify  # noqa: E402
+from dkimverify import pem, verify  # noqa: E402
 
 ALGORITHMS = ["rsa-sha256", "ed25519-sha256"]
 NO_8BITMIME = ("PIPELINING", "SIZE 10485760", "ENHANCEDSTATUSCODES")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def pem(key) -> bytes:
-    return key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
-
-
-@pytest.fixture(scope="module")
-def keys():
-    return {"rsa-sha256": rsa.generate_private_key(public_exponent=65537, key_size=2048),
-            "ed25519-sha256": ed25519.Ed25519PrivateKey.generate()}
 
 
 @pytest.fixture(scope="module")

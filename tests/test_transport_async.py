@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import ssl
 import sys
 import threading
@@ -17,7 +16,7 @@ from smtpsend.testing import CaptureServer
 
 from conftest import SENTINEL, assert_no_secret
 from servers import ScriptedServer
-from test_transport import FULL, ChaosServer, Clock, part
+from test_transport import FULL, ChaosServer, Clock, assert_each_once, part, random_faults
 
 
 def atransport(server: Any, **options: Any) -> smtpsend.AsyncTransport:
@@ -185,18 +184,6 @@ def test_every_message_is_delivered_once_or_its_task_gets_an_error() -> None:
     """Transport's reliability run, for tasks: 8 tasks at a time through
     one AsyncTransport to a server dropping connections at random points."""
     per_task = 250 if FULL else 40
-    rng = random.Random(16)
-    lock = threading.Lock()
-
-    def chaos(point: str, conn: int, tx: int) -> Optional[str]:
-        with lock:
-            roll = rng.random()
-        if point == "idle":
-            return "close" if roll < 0.10 else None
-        if point == "mail":
-            return "close" if roll < 0.05 else "421" if roll < 0.08 else None
-        return "drop" if roll < 0.03 else "keep" if roll < 0.06 else None
-
     outcomes: Counter[str] = Counter()
     sent: list[str] = []
     uncertain: list[str] = []
@@ -218,25 +205,24 @@ def test_every_message_is_delivered_once_or_its_task_gets_an_error() -> None:
                         sent.append(subject)
             await asyncio.gather(*(work(k) for k in range(8)))
             return t.stats
-    with ChaosServer(fault=chaos) as server:
+    with ChaosServer(fault=random_faults(16)) as server:
         stats = asyncio.run(main(server))
         received = server.subjects
     assert sum(outcomes.values()) == 8 * per_task
-    assert len(received) == len(set(received))
-    assert set(sent) <= set(received) and set(received) - set(sent) <= set(uncertain)
+    assert_each_once(received, sent, uncertain)
     assert stats.messages_sent == len(sent) and stats.connections_replaced > 0
 
 
 def test_a_cancellation_arriving_as_a_step_completes_is_not_lost() -> None:
-    """The drivers' bounded wait (smtpsend._async._within): a task
+    """The drivers' bounded wait (smtpsend._async.within): a task
     cancelled in the same loop iteration as the step it awaits completes
     is cancelled -- asyncio.wait_for on Python 3.11 returned the step's
     result instead, and a cancelled send carried on with its message."""
-    from smtpsend._async import _within
+    from smtpsend._async import within
 
     async def main() -> None:
         step: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        task = asyncio.ensure_future(_within(step, 10))
+        task = asyncio.ensure_future(within(step, 10))
         await asyncio.sleep(0)                             # the task now waits for the step
         step.set_result(1)
         task.cancel()
