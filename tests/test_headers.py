@@ -5,7 +5,7 @@ import email.policy
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import given, strategies as st
 
 import mimecompose
 from mimecompose import HeaderInjectionError, MimeError
@@ -288,3 +288,29 @@ def test_no_parameter_or_filename_writes_a_second_field(value, how):
     params = leaf.getproperty("params")
     if "=?" not in value:   # (readers decode encoded words in quoted parameter values)
         assert params["format" if how == "params" else "name"] == (value or "f" if how == "compose" else value)
+
+
+@pytest.mark.parametrize("name", ["Subject", "To", "Content-Type", "X-Long"])
+@pytest.mark.parametrize("value", ["\ud800", "caf\u00e9 \udcff", "x" * 100 + "\ud800", "a@b, \ud800 <c@d>",
+                                   "text/plain; name=\ud800"])
+def test_a_lone_surrogate_is_a_mime_error_on_every_path(name, value):
+    """Text that cannot be written as UTF-8 is refused with MimeError,
+    whichever encoder (address, parameter, RFC 2047 word) meets it first
+    -- never the codec's own UnicodeEncodeError."""
+    with pytest.raises(MimeError, match="surrogates not allowed"):
+        format_field(name, value)
+    if name == "Content-Type":   # set through canonical= and params=, not setheader
+        return
+    part = mimecompose.initialize("text/plain", string="x")
+    with pytest.raises(MimeError, match="surrogates not allowed"):
+        part.setheader(name, value)
+        part.buildmessage()
+
+
+@given(st.sampled_from(["Subject", "To", "Content-Disposition", "X-Any"]), st.text(max_size=200))
+def test_format_field_raises_only_mime_errors(name, value):
+    try:
+        field = format_field(name, value)
+    except MimeError:
+        return
+    assert field.endswith(b"\r\n") and b"\n" not in field[:-2].replace(b"\r\n ", b"").replace(b"\r\n\t", b"")

@@ -48,7 +48,8 @@ def test_sdist_carries_tests_corpus_docs_and_license(sdist):
     for name in corpus:
         assert f"tests/corpus/{name}" in names, name
     tests = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("*")
-                   if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+                   if p.is_file() and p.suffix != ".pyc"
+                   and not {"__pycache__", ".hypothesis", ".pytest_cache", ".benchmarks"} & set(p.parts))
     assert [t for t in tests if t not in names] == []      # every test module and data file
     for name in ("LICENSE", "CHANGELOG.md", "README.md", "DESCRIPTION.md", "setup.cfg", "setup.py",
                  "docs/index.md", "docs/recipes.md", "mimecompose/py.typed", "smtpsend/py.typed",
