@@ -3,6 +3,8 @@ side by side in one run, on loopback only (not a timed test: it prints).
 
 1. 1,000 messages from 8 threads to a server with STARTTLS and AUTH PLAIN:
    - smtpsend.Transport (max_connections=8, and the default 4): one shared pool;
+   - smtplib with one kept connection per thread (sendmail() per message:
+     what an application can write with the standard library alone);
    - smtplib: connect, starttls, login (PLAIN), sendmail, quit per message;
    - Django's SMTP backend: send_mail() per message (its own login picks
      CRAM-MD5, the strongest the server offers).
@@ -182,6 +184,37 @@ class RawKept:
             sock.close()
 
 
+class SmtplibKept:
+    """What an application can do with smtplib alone: one connection per
+    thread, opened once (STARTTLS and AUTH PLAIN), then sendmail() per
+    message -- MAIL, RCPT, DATA and the message, one round trip each,
+    with nothing parsed: the envelope is passed in."""
+
+    def __init__(self, port: int, context: ssl.SSLContext, host: str = "localhost", user: str = USER,
+                 password: str = PASSWORD, recipient: str = "user@example.com") -> None:
+        self.args = (port, context, host, user, password)
+        self.recipient = recipient
+        self.local = threading.local()
+        self.opened: list[smtplib.SMTP] = []
+
+    def send(self) -> None:
+        smtp = getattr(self.local, "smtp", None)
+        if smtp is None:
+            port, context, host, user, password = self.args
+            smtp = smtplib.SMTP(host, port, timeout=30)
+            smtp.starttls(context=context)
+            smtp.ehlo()
+            smtp.user, smtp.password = user, password
+            smtp.auth("PLAIN", smtp.auth_plain)
+            self.local.smtp = smtp
+            self.opened.append(smtp)
+        smtp.sendmail("app@example.com", [self.recipient], RAW)
+
+    def close(self) -> None:
+        for smtp in self.opened:
+            smtp.quit()
+
+
 def django_sender(port: int, ca: str, host: str = "localhost", user: str = USER, password: str = PASSWORD,
                   recipient: str = "user@example.com") -> Optional[Callable[[], Any]]:
     try:
@@ -222,6 +255,11 @@ def sync_round(label: str, port: int, context: ssl.SSLContext, ca: str, messages
         rows.append(("the limit: a raw client, kept connections", threaded(messages, threads, raw.send)))
     finally:
         raw.close()
+    kept = SmtplibKept(port, context, host, user, password, recipient)
+    try:
+        rows.append(("smtplib, a kept connection per thread", threaded(messages, threads, kept.send)))
+    finally:
+        kept.close()
     plain = threaded(messages, threads, lambda: smtplib_send(port, context, host, user, password,
                                                             recipient=recipient))
     rows.append(("smtplib, a connection per message", plain))
