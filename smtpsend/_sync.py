@@ -12,7 +12,6 @@ from __future__ import annotations
 import select
 import socket
 import ssl
-import time
 from typing import Any, Mapping, Optional, Protocol, TypeVar, Union
 
 from ._driver import Action, Close, Connect, Deadline, Dialogue, Read, Resolve, Send, StartTLS, Steps, TLSInfo
@@ -51,23 +50,9 @@ def resolve(host: str, port: int) -> list[tuple[int, tuple[Any, ...]]]:
     return resolved(infos)
 
 
-# the "try again once the socket is ready" errors of a non-blocking socket
-_NOT_READY = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
-_POLL = hasattr(select, "poll")
-_IN = select.POLLIN if _POLL else 1
-_OUT = select.POLLOUT if _POLL else 4
-
-
 class SyncConnection:
     """One TCP connection to one address of a server: performs Send, Read
-    and StartTLS.
-
-    The socket is non-blocking once connected, and every wait is a poll()
-    bounded by what is left of the action's deadline. No timeout is set
-    on the socket per action, and a read waits for data before it reads:
-    each system call lets another thread take the interpreter, and a
-    socket with a timeout makes three of them (set, poll, then the call)
-    where this makes one or two."""
+    and StartTLS."""
 
     def __init__(self, sock: socket.socket, server_hostname: str,
                  ssl_context: Optional[ssl.SSLContext]) -> None:
@@ -76,8 +61,7 @@ class SyncConnection:
         self._context = ssl_context
         self._replies = ReplyBuffer()
         self._first = FirstBytes()
-        sock.setblocking(False)
-        self._poller = _Poller(sock)
+        self._timeout = sock.gettimeout()   # what the socket's timeout is set to
 
     @classmethod
     def open(cls, sockaddr: tuple[Any, ...], family: int, timeout: float, server_hostname: str,
@@ -111,53 +95,26 @@ class SyncConnection:
     def _send(self, action: Send) -> None:
         blocks = [action.data] if isinstance(action.data, (bytes, bytearray)) else action.data
         with transport_errors("send", timeout=action.timeout):
+            self._settimeout(action.timeout)
             for block in blocks:
-                self._send_block(block, action.timeout)
-
-    def _send_block(self, block: bytes, timeout: float) -> None:
-        """All of ``block``; TimeoutError when the server took none of it
-        for ``timeout`` seconds (RFC 5321 section 4.5.3.2.6: the limit is on
-        each send of a block of data, not on the whole message)."""
-        view = memoryview(block)
-        end = 0.0
-        while view:
-            try:
-                sent = self._sock.send(view)
-            except _NOT_READY as exc:   # a TLS socket may need to read first (a key update)
-                now = time.monotonic()
-                end = end or now + timeout
-                if not self._poller.wait(_IN if isinstance(exc, ssl.SSLWantReadError) else _OUT, end - now):
-                    raise TimeoutError("timed out") from None
-                continue
-            view = view[sent:]
-            end = 0.0   # it moved: the next wait gets all of the timeout again
+                self._sock.sendall(block)
 
     def _read(self, count: int, timeout: float) -> list[Reply]:
         deadline = Deadline(timeout)
+        first = True
         while not self._replies.have(count):
             with transport_errors("read", deadline=deadline):
-                data = self._receive(deadline)
+                left = deadline.remaining()   # Timeout once it has passed: a trickle still times out
+                # the first wait is all of the timeout (the deadline began a
+                # moment ago), so the same timeout is not set again each read
+                self._settimeout(timeout if first else left)
+                data = self._sock.recv(65536)
+            first = False
             if not data:
                 raise TransportError(self._replies.closed_message())
             self._first.check(data)
             self._replies.feed(data)
         return self._replies.take(count)
-
-    def _receive(self, deadline: Deadline) -> bytes:
-        """The next bytes from the server (b"" at its end), waiting for them
-        at most what is left of ``deadline``: each wait is bounded by it,
-        so a server that trickles one byte at a time still times out."""
-        sock = self._sock
-        events = _IN
-        while True:
-            # TLS: bytes already decrypted are read without a wait
-            if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
-                if not self._poller.wait(events, deadline.remaining()):
-                    raise TimeoutError("timed out")
-            try:
-                return sock.recv(65536)
-            except _NOT_READY as exc:   # a part of a TLS record, or a key update to send
-                events = _OUT if isinstance(exc, ssl.SSLWantWriteError) else _IN
 
     def _starttls(self, timeout: float) -> TLSInfo:
         # RFC 3207 section 4.2: anything received before the handshake is
@@ -166,25 +123,29 @@ class SyncConnection:
         self._first.done()
         context = self._context or ssl.create_default_context()
         with transport_errors("handshake", timeout=timeout):
-            self._sock.settimeout(timeout)   # the handshake blocks (once per connection)
+            self._settimeout(timeout)
             self._sock = context.wrap_socket(self._sock, server_hostname=self._hostname)
-            self._sock.setblocking(False)
         assert isinstance(self._sock, ssl.SSLSocket)
-        self._poller = _Poller(self._sock)
         return tls_info(self._sock)
+
+    def _settimeout(self, seconds: float) -> None:
+        """The socket's timeout for the next call; skipped when it is set
+        already (each setting is a system call). A wrapped TLS socket keeps
+        the timeout of the socket it wraps."""
+        if seconds != self._timeout:
+            self._sock.settimeout(seconds)
+            self._timeout = seconds
 
     def dropped(self) -> bool:
         """True when an idle connection cannot carry another command: the
         server closed it, or said something unasked (a 421 before closing,
         RFC 5321 section 3.8). Looks without waiting; used by the pool."""
-        if self._sock.fileno() < 0:   # closed here
-            return True
         try:
-            readable = self._poller.wait(_IN, 0.0)
+            readable = _readable(self._sock)
         except (OSError, ValueError):
             return True
         pending = isinstance(self._sock, ssl.SSLSocket) and self._sock.pending() > 0
-        return readable or pending or self._replies.have(1)
+        return bool(readable) or pending or self._replies.have(1)
 
     def close(self) -> None:
         try:
@@ -193,29 +154,16 @@ class SyncConnection:
             pass
 
 
-class _Poller:
-    """Waits for one socket to be ready. poll() where there is one:
-    select() refuses a descriptor numbered 1024 or more, which a busy
-    process reaches."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self._events = _IN
-        if _POLL:
-            self._poll = select.poll()
-            self._poll.register(sock, _IN)
-
-    def wait(self, events: int, seconds: float) -> bool:
-        """True once the socket is ready for ``events`` (_IN, _OUT) -- or
-        has an end or error to report; False after ``seconds`` (0: look
-        without waiting)."""
-        if not _POLL:
-            ready = select.select(*(([self._sock], []) if events == _IN else ([], [self._sock])), [], seconds)
-            return bool(ready[0] or ready[1])
-        if events != self._events:
-            self._poll.modify(self._sock, events)
-            self._events = events
-        return bool(self._poll.poll(max(seconds, 0.0) * 1000.0))   # milliseconds, rounded up
+def _readable(sock: socket.socket) -> bool:
+    """Has ``sock`` anything to read (or an end or error to report) right
+    now? poll() where there is one: select() refuses a descriptor numbered
+    1024 or more, which a busy process reaches."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable)
 
 
 class SyncDriver:
