@@ -11,6 +11,7 @@ import pathlib
 import re
 import socket
 import ssl
+import threading
 import types
 from contextlib import contextmanager
 
@@ -20,7 +21,7 @@ from hypothesis import given, settings, strategies as st
 import smtpsend
 import smtpsend._driver
 from smtpsend import _reply
-from smtpsend._driver import Deadline, Read, Send
+from smtpsend._driver import Deadline, Read, Send, StartTLS
 from smtpsend._errors import RemoteProtocolError
 from smtpsend._reply import MAX_LINE, MAX_LINES, EnhancedStatus, Reply, ReplyBuffer, ReplyParser
 from smtpsend._sockets import _mapped, transport_errors
@@ -457,3 +458,58 @@ def test_the_timeouts_on_a_real_socket_pair():
         assert reply.status == "2.0.0" and ours.gettimeout() == 7.0
         connection.perform(Send(b"QUIT\r\n", 2.0))
         assert ours.gettimeout() == 2.0
+
+
+def _drain(sock, into, total, reply=None):
+    """Read ``total`` bytes from ``sock`` in small reads, then send ``reply``."""
+    while len(into) < total:
+        data = sock.recv(4096)
+        if not data:
+            break
+        into += data
+    if reply:
+        sock.sendall(reply)
+
+
+def test_a_server_that_reads_nothing_times_the_send_out():
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        connection = SyncConnection(ours, "localhost", None)
+        with pytest.raises(smtpsend.Timeout, match=r"^server did not take data for 0\.2 s"):
+            connection.perform(Send(b"x" * (8 << 20), 0.2))   # more than the socket buffers hold
+
+
+def test_a_block_larger_than_the_socket_buffers_goes_out_whole_as_the_server_reads():
+    block = bytes(range(256)) * (16 << 10)   # 4 MiB
+    ours, theirs = socket.socketpair()
+    got = bytearray()
+    with ours, theirs:
+        connection = SyncConnection(ours, "localhost", None)
+        reader = threading.Thread(target=_drain, args=(theirs, got, len(block), b"250 2.0.0 Ok\r\n"))
+        reader.start()
+        connection.perform(Send([block, b".\r\n"], 30.0))
+        reader.join(30)
+        [reply] = connection.perform(Read(1, 30.0))
+    assert bytes(got[:len(block)]) == block and reply.code == 250
+
+
+def test_after_starttls_a_large_block_goes_out_whole_and_the_reply_is_read(server_tls, client_tls):
+    block = bytes(range(256)) * (16 << 10)   # 4 MiB, many TLS records
+    ours, theirs = socket.socketpair()
+    got = bytearray()
+
+    def server():
+        tls = server_tls.wrap_socket(theirs, server_side=True)
+        _drain(tls, got, len(block), b"250 2.0.0 Ok: queued\r\n" * 2)
+        tls.recv(100)   # until the client closes
+    with ours, theirs:
+        ours.settimeout(30)
+        connection = SyncConnection(ours, "localhost", client_tls)
+        thread = threading.Thread(target=server)
+        thread.start()
+        assert connection.perform(StartTLS(30.0)).version
+        connection.perform(Send([block], 30.0))
+        assert [r.code for r in connection.perform(Read(2, 30.0))] == [250, 250]
+        connection.close()
+        thread.join(30)
+    assert bytes(got) == block
