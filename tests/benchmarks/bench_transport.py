@@ -19,7 +19,7 @@ The server is smtpsend.testing.CaptureServer in a process of its own, so
 that it does not share the client's interpreter lock.
 
     python3 -m pip install '.[bench]'     # aiosmtplib, Django, trustme
-    python3 tests/benchmarks/bench_transport.py [--messages 1000] [--tasks 10000] [--threads 8]
+    python3 tests/benchmarks/bench_transport.py [--messages 1000] [--tasks 10000] [--threads 8] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import pathlib
 import smtplib
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -237,43 +238,60 @@ def django_sender(port: int, ca: str, host: str = "localhost", user: str = USER,
 
 
 def sync_round(label: str, port: int, context: ssl.SSLContext, ca: str, messages: int, threads: int,
-               received: Optional[Callable[[], int]], host: str = "localhost", user: str = USER,
+               received: Optional[Callable[[], int]], rounds: int = 1, host: str = "localhost", user: str = USER,
                password: str = PASSWORD, recipient: str = "user@example.com") -> None:
-    print(f"\n{label}: {messages} messages from {threads} threads, STARTTLS + AUTH")
+    """Every client, ``rounds`` times in turn (so that a slow moment of a
+    shared machine falls on all of them); prints each one's median rate,
+    the range, and how the first Transport row compares to it."""
+    print(f"\n{label}: {messages} messages from {threads} threads, STARTTLS + AUTH, {rounds} round(s)")
     before = received() if received else 0
-    with smtpsend.Transport(servers=[host], ports=[port], ssl_context=context, username=user,
-                            password=password, mechanisms="PLAIN", max_connections=threads) as transport:
-        pooled = threaded(messages, threads, lambda: transport.sendmessage(RAW, recipients=[recipient]))
-        stats = transport.stats
-    rows = [(f"smtpsend.Transport, {threads} connections", pooled)]
-    with smtpsend.Transport(servers=[host], ports=[port], ssl_context=context, username=user,
-                            password=password, mechanisms="PLAIN") as transport:   # max_connections=4
-        rows.append(("smtpsend.Transport, the default 4", threaded(
-            messages, threads, lambda: transport.sendmessage(RAW, recipients=[recipient]))))
-    raw = RawKept(port, context, host, user, password, recipient)
-    try:
-        rows.append(("the limit: a raw client, kept connections", threaded(messages, threads, raw.send)))
-    finally:
-        raw.close()
-    kept = SmtplibKept(port, context, host, user, password, recipient)
-    try:
-        rows.append(("smtplib, a kept connection per thread", threaded(messages, threads, kept.send)))
-    finally:
-        kept.close()
-    plain = threaded(messages, threads, lambda: smtplib_send(port, context, host, user, password,
-                                                            recipient=recipient))
-    rows.append(("smtplib, a connection per message", plain))
+    stats: list[smtpsend.TransportStats] = []
+
+    def pooled(connections: int) -> Callable[[], float]:
+        def run() -> float:
+            with smtpsend.Transport(servers=[host], ports=[port], ssl_context=context, username=user,
+                                    password=password, mechanisms="PLAIN", max_connections=connections) as transport:
+                rate = threaded(messages, threads, lambda: transport.sendmessage(RAW, recipients=[recipient]))
+                stats.append(transport.stats)
+                return rate
+        return run
+
+    def kept(kind: Callable[..., Any]) -> Callable[[], float]:
+        def run() -> float:
+            client = kind(port, context, host, user, password, recipient=recipient)
+            try:
+                return threaded(messages, threads, client.send)
+            finally:
+                client.close()
+        return run
+
+    clients: list[tuple[str, Callable[[], float]]] = [
+        (f"smtpsend.Transport, {threads} connections", pooled(threads)),
+        ("smtpsend.Transport, the default 4", pooled(4)),
+        ("the limit: a raw client, kept connections", kept(RawKept)),
+        ("smtplib, a kept connection per thread", kept(SmtplibKept)),
+        ("smtplib, a connection per message", lambda: threaded(messages, threads, lambda: smtplib_send(
+            port, context, host, user, password, recipient=recipient)))]
     django = django_sender(port, ca, host, user, password, recipient)
     if django is not None:
-        rows.append(("Django send_mail() per message", threaded(messages, threads, django)))
-    for name, rate in rows:
-        print(f"  {name:42s} {rate:8.0f} msg/s   {pooled / rate:5.1f}x")
-    print(f"  Transport ({threads} connections): {stats.connections_opened} connections opened, {stats.connections_reused} "
-          f"messages over a kept one")
+        clients.append(("Django send_mail() per message", lambda: threaded(messages, threads, django)))
+    rates: dict[str, list[float]] = {name: [] for name, _ in clients}
+    for _ in range(rounds):
+        for name, run in clients:
+            rates[name].append(run())
+    ours = statistics.median(rates[clients[0][0]])
+    print(f"  {'':42s} {'median':>8s}        {'range':13s} {clients[0][0][:18]} is")
+    for name, runs in rates.items():
+        middle = statistics.median(runs)
+        print(f"  {name:42s} {middle:8.0f} msg/s  {min(runs):6.0f}-{max(runs):<6.0f} {ours / middle:5.1f}x")
+    first = stats[0]
+    print(f"  Transport ({threads} connections): {first.connections_opened} connections opened, "
+          f"{first.connections_reused} messages over a kept one (round 1)")
     if received:
         got = received() - before
-        print(f"  the server received {got} messages ({len(rows)} x {messages} sent)")
-        assert got == len(rows) * messages
+        sent = rounds * len(clients) * messages
+        print(f"  the server received {got} messages ({rounds} x {len(clients)} x {messages} sent)")
+        assert got == sent
 
 
 async def async_transport(port: int, tasks: int) -> smtpsend.TransportStats:
@@ -333,6 +351,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--tasks", type=int, default=10000)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3, help="runs of every threaded client, in turn")
     args = parser.parse_args()
     try:
         import trustme
@@ -347,7 +366,8 @@ def main() -> None:
         ca.cert_pem.write_to_path(paths[2])
         context = ssl.create_default_context(cafile=paths[2])
         with server_process((paths[0], paths[1])) as (port, received):
-            sync_round("loopback capture server", port, context, paths[2], args.messages, args.threads, received)
+            sync_round("loopback capture server", port, context, paths[2], args.messages, args.threads, received,
+                       args.rounds)
         state = os.environ.get("MAILRIG_STATE")
         if state:
             sys.path.insert(0, str(ROOT / "tests" / "rig"))
@@ -356,7 +376,7 @@ def main() -> None:
             rig_ca = os.path.join(state, "tls", "ca.pem")
             sync_round("the rig's Postfix (submission port)", rig.PORTS["submission"],
                        ssl.create_default_context(cafile=rig_ca), rig_ca, args.messages, args.threads, None,
-                       host="localhost", user=user, password=password, recipient=user)
+                       args.rounds, host="localhost", user=user, password=password, recipient=user)
     async_round(args.tasks)
 
 
