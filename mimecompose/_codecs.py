@@ -261,8 +261,13 @@ def _split_chunks(text: str, codec: str, method: str, room: int) -> list[bytes]:
 
 
 def encode_words(text: str, maxlength: int = 75) -> str:
-    """Encode ``text`` in UTF-8 encoded words with the shorter of Q and B."""
-    data = text.encode("utf-8")
+    """Encode ``text`` in UTF-8 encoded words with the shorter of Q and B.
+    Raises MimeError for text that cannot be written as UTF-8 (a lone
+    surrogate)."""
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MimeError(f"text cannot be encoded in utf-8: {exc.reason}") from None
     method = "q" if _q_len(data) <= _b_len(len(data)) else "b"
     return word_encode("utf-8", method, text, maxlength)
 
@@ -415,6 +420,8 @@ def encode_rfc2231(name: str, value: str, maxlength: int = 72, quote: bool = Fal
     other values are percent-encoded UTF-8 (``name*=utf-8''...``, section 4),
     split into ``name*0*=`` continuations (section 4.1) as needed.
     ``quote=True`` writes a quoted-string even where a token would do.
+    Raises MimeError for text that cannot be written as UTF-8 (a lone
+    surrogate).
     """
     if value.isascii() and all(c >= " " and c != "\x7f" for c in value):
         whole = f"{name}={quote_value(value, quote)}"
@@ -423,7 +430,10 @@ def encode_rfc2231(name: str, value: str, maxlength: int = 72, quote: bool = Fal
         step = max(8, maxlength - len(name) - 8)
         plain = [value[i:i + step] for i in range(0, len(value), step)]
         return [f"{name}*{i}={quote_value(p)}" for i, p in enumerate(plain)]
-    encoded = urllib.parse.quote(value, safe=_ATTR_SAFE, encoding="utf-8")
+    try:
+        encoded = urllib.parse.quote(value, safe=_ATTR_SAFE, encoding="utf-8")
+    except UnicodeEncodeError as exc:
+        raise MimeError(f"parameter {name}: {exc.reason} in the value") from None
     whole = f"{name}*=utf-8''{encoded}"
     if len(whole) <= maxlength:
         return [whole]

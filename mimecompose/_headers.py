@@ -345,15 +345,6 @@ def format_field(name: str, value: str) -> bytes:
             # (no control character in it, no continuation line), ASCII to encode
             return (line + "\r\n").encode("ascii")
         return _checked(name, [line])
-    try:
-        return _folded(name, value)
-    except UnicodeEncodeError as exc:   # a lone surrogate met by an encoder on the way
-        raise MimeError(f"header {name}: {exc.reason} in the value") from None
-
-
-def _folded(name: str, value: str) -> bytes:
-    """format_field()'s general path: the value encoded where needed
-    (addresses, MIME parameters, unstructured text) and folded."""
     pieces = None
     lname = name.lower()
     if lname in ADDRESS_FIELDS:

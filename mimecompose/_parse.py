@@ -48,11 +48,17 @@ _BARE_CR = re.compile(rb"\r(?!\n)")
 def parse_bytes(data: str | bytes, strict: bool = False) -> Part:
     """Parse a whole message held in memory.
 
-    Raises MimeError for input that is neither str nor bytes, ParseError
-    (with ``strict=True``) for the first defect.
+    Raises MimeError for input that is neither str nor bytes, or a str that
+    cannot be written as UTF-8 (a lone surrogate other than the ones
+    ``surrogateescape`` reads undecodable bytes as); ParseError (with
+    ``strict=True``) for the first defect.
     """
     if isinstance(data, str):
-        data = data.encode("utf-8", "surrogateescape")
+        try:
+            data = data.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError as exc:
+            raise MimeError(f"a message given as str must be UTF-8 text: {exc.reason} "
+                            f"at position {exc.start}") from None
     elif isinstance(data, (bytearray, memoryview)):
         data = bytes(data)
     elif not isinstance(data, bytes):

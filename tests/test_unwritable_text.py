@@ -1,0 +1,126 @@
+"""Text that cannot be written as UTF-8 -- a lone surrogate, which
+``os.environ``, ``sys.argv`` and ``surrogateescape`` decoding hand out --
+at every public entry point that takes text: a typed error (MimeError,
+UsageError) or a result, never the codec's own UnicodeEncodeError.
+
+Hypothesis's text strategies leave surrogates out unless asked, so these
+tests ask: each string mixes ordinary characters with code points from
+U+D800-U+DFFF.
+"""
+
+from __future__ import annotations
+
+import email.message
+from typing import Any, Callable
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import mimecompose
+import smtpsend
+from mimecompose import MimeError
+
+TYPED = (MimeError, smtpsend.UsageError, smtpsend.SMTPError)
+RAW = b"From: a@example.com\r\nTo: b@example.com\r\n\r\nx\r\n"
+
+_surrogate = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
+unwritable = st.lists(st.one_of(st.characters(), _surrogate), min_size=1, max_size=24).map("".join).filter(
+    lambda s: any("\ud800" <= c <= "\udfff" for c in s))
+
+
+def _built() -> mimecompose.Part:
+    return mimecompose.initialize("text/plain", string="x")
+
+
+def _set_and_build(name: str, value: str) -> bytes:
+    part = _built()
+    part.setheader(name, value)
+    return part.buildmessage()
+
+
+ENTRY_POINTS: dict[str, Callable[[str], Any]] = {
+    "initialize(string=) parses text": lambda s: mimecompose.initialize(string=s).buildmessage(),
+    "initialize(string=) as a body": lambda s: mimecompose.initialize("text/plain", string=s).buildmessage(),
+    "initialize(params=)": lambda s: mimecompose.initialize("text/plain", string="x",
+                                                             params={"format": s}).buildmessage(),
+    "initialize(params=name)": lambda s: mimecompose.initialize("text/plain", string="x",
+                                                                 params={"name": s}).buildmessage(),
+    "initialize(filename=)": lambda s: mimecompose.initialize("text/plain", string="x", filename=s).buildmessage(),
+    "initialize(header=)": lambda s: mimecompose.initialize("text/plain", string="x",
+                                                             header=[("Subject", s)]).buildmessage(),
+    "setheader Subject": lambda s: _set_and_build("Subject", s),
+    "setheader To": lambda s: _set_and_build("To", s),
+    "setheader Comments": lambda s: _set_and_build("Comments", s),
+    "setheader with the text as the name": lambda s: _set_and_build(s, "v"),
+    "getheader": lambda s: _built().getheader(s),
+    "parseaddress": mimecompose.parseaddress,
+    "iter_addresses": lambda s: list(mimecompose.iter_addresses(s)),
+    "formataddress (name)": lambda s: mimecompose.formataddress(s, "a@example.com"),
+    "formataddress (address)": lambda s: mimecompose.formataddress("N", s),
+    "word_encode": lambda s: mimecompose.word_encode("utf-8", "q", s),
+    "word_decode": mimecompose.word_decode,
+    "field_decode": mimecompose.field_decode,
+    "checkheader": lambda s: mimecompose.checkheader("Subject", s),
+    "multipart with the text in a part": lambda s: mimecompose.initialize(
+        "multipart/mixed", parts=[mimecompose.initialize("text/plain", string=s)]).buildmessage(),
+    "envelope(originator=)": lambda s: smtpsend.envelope(RAW, originator=s),
+    "envelope(recipients=)": lambda s: smtpsend.envelope(RAW, recipients=[s]),
+    "envelope(header=)": lambda s: smtpsend.envelope(RAW, header=[("To", s)]),
+    "transmitted(header=)": lambda s: smtpsend.transmitted(RAW, header=[("Subject", s)]),
+    "transmitted(client=)": lambda s: smtpsend.transmitted(RAW, client=s),
+    "transmitted(text)": smtpsend.transmitted,
+    "transmitted(a part from the text)": lambda s: smtpsend.transmitted(
+        mimecompose.initialize("text/plain", string="x", header=[("From", s), ("To", "b@example.com")])),
+    "parse_url": smtpsend.parse_url,
+    "parse_url (host)": lambda s: smtpsend.parse_url("smtp://" + s),
+    "Transport(servers=)": lambda s: smtpsend.Transport(servers=[s]),
+    "Transport(client=)": lambda s: smtpsend.Transport(servers=["localhost"], client=s),
+    "Transport(mechanisms=)": lambda s: smtpsend.Transport(servers=["localhost"], mechanisms=s),
+    "Transport(username=, password=)": lambda s: smtpsend.Transport(servers=["localhost"], username=s,
+                                                                    password=s),
+    "Delivery(envid=)": lambda s: smtpsend.Delivery(envid=s),
+    "Delivery(notify=)": lambda s: smtpsend.Delivery(notify=s),
+    "Delivery(mail_auth=)": lambda s: smtpsend.Delivery(mail_auth=s),
+    "Delivery(orcpt=)": lambda s: smtpsend.Delivery(orcpt={"a@example.com": s}),
+}
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+@settings(max_examples=40, deadline=None)
+@given(text=unwritable)
+def test_unwritable_text_is_a_typed_error_or_a_result(entry: str, text: str) -> None:
+    try:
+        ENTRY_POINTS[entry](text)
+    except TYPED:
+        pass
+
+
+@pytest.mark.parametrize("call", [
+    lambda: mimecompose.initialize("text/plain", string="x", params={"format": "a\ud800"}).buildmessage(),
+    lambda: mimecompose.initialize("text/plain", string="x", params={"name": "a\ud800"}).buildmessage(),
+    lambda: mimecompose.initialize("text/plain", string="x", filename="caf\u00e9 \udcff"),
+    lambda: mimecompose.initialize(string="From: a@b\r\n\r\n\ud800"),
+    lambda: smtpsend.transmitted("From: a@example.com\r\nTo: b@example.com\r\n\r\n\ud800\r\n"),
+])
+def test_the_paths_that_let_the_codec_error_out_now_say_why(call: Callable[[], Any]) -> None:
+    """RFC 2231 parameters, RFC 2047 words (the legacy name=) and a message
+    given as text each met the surrogate in an encoder of their own."""
+    with pytest.raises(MimeError, match="surrogates not allowed"):
+        call()
+
+
+def test_surrogate_escapes_of_undecodable_bytes_still_parse_as_those_bytes() -> None:
+    """``surrogateescape``'s U+DC80-U+DCFF stand for bytes, and a message
+    given as text keeps them: only other surrogates are refused."""
+    text = "From: a@example.com\r\nSubject: caf\udce9\r\n\r\nbody\r\n"
+    part = mimecompose.initialize(string=text)
+    assert b"caf\xe9" in part.buildmessage()
+
+
+def test_an_email_message_that_python_accepted_is_sent_or_refused_with_a_typed_error() -> None:
+    message = email.message.EmailMessage()
+    message["From"] = "a@example.com"
+    message["To"] = "b@example.com"
+    message.set_content("caf\u00e9")
+    envelope, data = smtpsend.transmitted(message)
+    assert envelope.recipients == ["b@example.com"] and data.endswith(b"\r\n")
