@@ -22,6 +22,7 @@ from typing import Iterator, NamedTuple
 
 from ._codecs import field_decode
 from ._errors import HeaderInjectionError, MimeError
+from .args import require_str
 
 __all__ = ["Address", "formataddress", "parseaddress"]
 
@@ -383,7 +384,7 @@ def parseaddress(text: str) -> list[Address]:
     display name ``Alert@Paxil``). This function never raises for any
     string input, and is linear in time and memory.
     """
-    if not text or not text.strip():
+    if not require_str(text, "parseaddress()").strip():
         return []
     return list(iter_addresses(text))
 
@@ -459,7 +460,7 @@ def iter_addresses(text: str) -> Iterator[Address]:
 
 def _iter_addresses_general(text: str) -> Iterator[Address]:
     """:func:`iter_addresses` for any text: the streaming parser."""
-    s = _unfold(text)
+    s = _unfold(require_str(text, "iter_addresses()"))
     group: str | None = None  # the name, while inside a group
     group_problem = ""
     members = 0

@@ -16,6 +16,7 @@ import urllib.parse
 from typing import TYPE_CHECKING
 
 from ._errors import MimeError
+from .args import require_str
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -198,9 +199,10 @@ def word_encode(charset: str, method: str, text: str, maxlength: int = 66) -> st
     charset, a text the charset cannot encode, or a ``maxlength`` too small
     for one character.
     """
-    m = _METHODS.get(method.lower())
+    m = _METHODS.get(require_str(method, "word_encode(method=)").lower())
     if m is None:
         raise MimeError(f"unknown encoding method {method!r}: use quoted-printable or base64")
+    require_str(text, "word_encode(text=)")
     codec = python_codec(charset)
     if codec is None:
         raise MimeError(f"unknown charset {charset!r}")
@@ -340,7 +342,7 @@ def word_decode(word: str) -> tuple[str, str, str]:
     octets inside the word are read in its charset, as readers do. Raises
     MimeError when ``word`` is not an encoded word or its charset is unknown.
     """
-    m = _WORD_RE.fullmatch(word.strip())
+    m = _WORD_RE.fullmatch(require_str(word, "word_decode()").strip())
     if not m:
         raise MimeError(f"not an encoded word: {word!r}")
     charset, _lang, method, payload = m.groups()

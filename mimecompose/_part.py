@@ -22,6 +22,7 @@ from typing import IO, Any, Callable, Iterable, Iterator, Literal, TypeVar, over
 from ._codecs import decode_body, encode_rfc2231, encode_words, field_decode, python_codec, quote_value
 from ._errors import Defect, MimeError
 from ._headers import Field, Headers, check_name
+from .args import require_str
 
 __all__ = ["MESSAGES", "RESERVED", "ParsedBuffer", "PartData", "Source", "scan_content"]
 
@@ -261,7 +262,7 @@ class PartData:
         conv: Callable[[str], str] = field_decode if decode else _same
         if name is None:
             return [(f.name, conv(f.value)) for f in self._all_fields()]
-        lname = name.lower()
+        lname = require_str(name, "getheader()").lower()
         # a built part's Content-Type and Content-Transfer-Encoding are
         # worked out from its content only when one of them is asked for
         fields = self._all_fields() if lname in _MIME_FIELDS else self._headers.fields

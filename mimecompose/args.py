@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Union
 
-__all__ = ["HeaderArg", "header_fields", "one_or_many"]
+__all__ = ["HeaderArg", "header_fields", "one_or_many", "require_str"]
 
 HeaderArg = Union[Mapping[str, str], Iterable[tuple[str, str]], None]
 
@@ -70,3 +70,11 @@ def one_or_many(value: Any, what: str, single: tuple[type, ...] = (str,), hint: 
     if any(isinstance(item, (bytes, bytearray)) for item in items):
         raise TypeError(f"{what} does not take bytes{hint}")
     return items
+
+
+def require_str(value: Any, what: str) -> str:
+    """``value``, which must be a str: TypeError naming ``what`` otherwise
+    (a caller's bytes, number or None is never converted silently)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} takes a str, not a {type(value).__name__}")
+    return value

@@ -14,7 +14,7 @@ import ssl
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypedDict, Union, cast
 
 from mimecompose import DKIMSigner
-from mimecompose.args import HeaderArg, one_or_many
+from mimecompose.args import HeaderArg, one_or_many, require_str
 
 from ._channel import Event
 from ._envelope import fqdn
@@ -342,7 +342,7 @@ def client_name(client: Optional[str], servers: Iterable[Union[str, ServerURL]])
         client = fqdn()
         if "." not in client:
             client = "localhost"
-    if not client or any(c.isspace() or c in "\0<>" for c in client):
+    if not require_str(client, "client=") or any(c.isspace() or c in "\0<>" for c in client):
         raise UsageError(f"client= must be a host name or address literal, not {client!r}")
     return client
 

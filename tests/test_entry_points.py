@@ -1,7 +1,11 @@
-"""Text that cannot be written as UTF-8 -- a lone surrogate, which
+"""Every public entry point that takes text, given what it cannot take.
+
+Text that cannot be written as UTF-8 -- a lone surrogate, which
 ``os.environ``, ``sys.argv`` and ``surrogateescape`` decoding hand out --
-at every public entry point that takes text: a typed error (MimeError,
-UsageError) or a result, never the codec's own UnicodeEncodeError.
+gets a typed error (MimeError, UsageError) or a result, never the codec's
+own UnicodeEncodeError. Another type where text belongs (None, a number,
+bytes, a list) gets a TypeError or one of the tree's errors, never an
+AttributeError or KeyError from deep inside.
 
 Hypothesis's text strategies leave surrogates out unless asked, so these
 tests ask: each string mixes ordinary characters with code points from
@@ -11,6 +15,7 @@ U+D800-U+DFFF.
 from __future__ import annotations
 
 import email.message
+import re
 from typing import Any, Callable
 
 import pytest
@@ -124,3 +129,28 @@ def test_an_email_message_that_python_accepted_is_sent_or_refused_with_a_typed_e
     message.set_content("caf\u00e9")
     envelope, data = smtpsend.transmitted(message)
     assert envelope.recipients == ["b@example.com"] and data.endswith(b"\r\n")
+
+
+WRONG_TYPES = [None, 7, 1.5, b"a@example.com", ["a@example.com"], {"a": 1}, object()]
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+def test_another_type_where_text_belongs_is_a_type_error_or_a_typed_one(entry: str) -> None:
+    for value in WRONG_TYPES:
+        try:
+            ENTRY_POINTS[entry](value)
+        except (TypeError, *TYPED):
+            pass
+
+
+@pytest.mark.parametrize("call,what", [
+    (lambda: mimecompose.parseaddress(7), "parseaddress"),
+    (lambda: list(mimecompose.iter_addresses({"a": 1})), "iter_addresses"),
+    (lambda: mimecompose.word_decode(None), "word_decode"),
+    (lambda: mimecompose.word_encode("utf-8", "q", 7), "word_encode"),
+    (lambda: mimecompose.initialize("text/plain", string="x").getheader(7), "getheader"),
+    (lambda: smtpsend.Transport(servers=["localhost"], client=b"host"), "client="),
+])
+def test_the_entry_points_that_failed_deep_inside_name_what_they_take(call: Callable[[], Any], what: str) -> None:
+    with pytest.raises(TypeError, match=f"{re.escape(what)}.* takes a str, not a "):
+        call()
