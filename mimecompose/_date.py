@@ -320,10 +320,12 @@ def formatdate(dt: datetime | None = None) -> str:
 
     An aware ``dt`` keeps its zone (:data:`UNKNOWN_ZONE` is written
     ``-0000``); a naive one is taken as local time; ``None`` means now, in
-    local time.
+    local time. TypeError for anything but a datetime.
     """
     if dt is None:
         return _now() if _CACHE_NOW else _format(datetime.now().astimezone())
+    if not isinstance(dt, datetime):
+        raise TypeError(f"formatdate() takes a datetime, not a {type(dt).__name__}")
     if dt.tzinfo is None or dt.utcoffset() is None:
         dt = dt.astimezone()
     return _format(dt)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Mapping
 from typing import Iterable
 
-from .args import HeaderArg, header_fields
+from .args import HeaderArg, header_fields, require_str
 from ._codecs import encode_rfc2231, mime_charset, python_codec
 from ._errors import MimeError
 from ._headers import check_name, check_value
@@ -84,18 +85,20 @@ def initialize(canonical: str | None = None, *, string: str | bytes | None = Non
             parsed.setheader(name, value, mode="append")
         return parsed
 
-    content = canonical.strip().lower()
+    content = require_str(canonical, "canonical=").strip().lower()
     if content.count("/") != 1 or not all(content.split("/")):
         raise MimeError(f"canonical must be type/subtype, not {canonical!r}")
     check_name(content.replace("/", ""))
     part = Part()
     part._content = content
+    if params is not None and not isinstance(params, Mapping):
+        raise TypeError(f"params= takes a mapping of names to values, not a {type(params).__name__}")
     params = dict(params or {})
     for pname, pvalue in params.items():
         check_name(pname)
         check_value(pname, pvalue)
     if encoding is not None:
-        encoding = encoding.lower()
+        encoding = require_str(encoding, "encoding=").lower()
         if encoding not in ENCODINGS:
             raise MimeError(f"unknown encoding {encoding!r}: one of {', '.join(ENCODINGS)}")
     container = content.startswith("multipart/") or content == "message/rfc822"
@@ -134,7 +137,7 @@ def initialize(canonical: str | None = None, *, string: str | bytes | None = Non
     if filename is not None or disposition is not None:
         if file is not None and filename is None:
             filename = os.path.basename(os.fspath(file))
-        disposition = (disposition or "attachment").lower()
+        disposition = require_str(disposition or "attachment", "disposition=").lower()
         if disposition not in ("attachment", "inline"):
             raise MimeError(f"disposition must be attachment or inline, not {disposition!r}")
         value = disposition

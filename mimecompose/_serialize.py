@@ -97,10 +97,13 @@ class Part(PartData):
     def copymessage(self, fileobj: IO[bytes]) -> int:
         """Write the message to a binary file object in bounded memory;
         returns the number of bytes written. Raises MimeError for a
-        finalized part."""
+        finalized part, TypeError for an object with no ``write``."""
+        write = getattr(fileobj, "write", None)
+        if not callable(write):
+            raise TypeError(f"copymessage() takes a binary file object, not a {type(fileobj).__name__}")
         total = 0
         for chunk in self.iterbytes():
-            fileobj.write(chunk)
+            write(chunk)
             total += len(chunk)
         return total
 

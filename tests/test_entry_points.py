@@ -154,3 +154,24 @@ def test_another_type_where_text_belongs_is_a_type_error_or_a_typed_one(entry: s
 def test_the_entry_points_that_failed_deep_inside_name_what_they_take(call: Callable[[], Any], what: str) -> None:
     with pytest.raises(TypeError, match=f"{re.escape(what)}.* takes a str, not a "):
         call()
+
+
+@pytest.mark.parametrize("call,what", [
+    (lambda: mimecompose.initialize(7, string="x"), "canonical="),
+    (lambda: mimecompose.initialize("text/plain", string="x", encoding=7), "encoding="),
+    (lambda: mimecompose.initialize("text/plain", string="x", disposition=7), "disposition="),
+    (lambda: mimecompose.initialize("text/plain", string="x", params="format=flowed"), "params="),
+    (lambda: mimecompose.initialize("text/plain", string="x", params=[("format", "flowed")]), "params="),
+    (lambda: mimecompose.initialize("text/plain", string="x").copymessage(None), "copymessage()"),
+    (lambda: mimecompose.formatdate("Mon, 23 Nov 2026 04:10:05 +0000"), "formatdate()"),
+])
+def test_other_arguments_of_the_wrong_type_are_type_errors_naming_them(call: Callable[[], Any], what: str) -> None:
+    with pytest.raises(TypeError, match=f"^{re.escape(what)} takes a"):
+        call()
+
+
+def test_copymessage_refuses_a_non_file_before_writing_anything() -> None:
+    class NoWrite:
+        write = None
+    with pytest.raises(TypeError):
+        mimecompose.initialize("text/plain", string="x").copymessage(NoWrite())
