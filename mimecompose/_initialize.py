@@ -51,7 +51,8 @@ def initialize(canonical: str | None = None, *, string: str | bytes | None = Non
     is parsed as a complete message; ``strict=True`` then raises ParseError
     on the first defect instead of recording it.
 
-    ``params`` become Content-Type parameters (``charset`` defaults to UTF-8
+    ``params`` (a mapping, or ``(name, value)`` pairs; TypeError for a
+    string) become Content-Type parameters (``charset`` defaults to UTF-8
     for text). ``encoding`` forces a Content-Transfer-Encoding, else the
     best one is chosen. ``header`` is a list of ``(name, value)`` pairs
     or a mapping (TypeError for anything else, a string included).
@@ -91,9 +92,8 @@ def initialize(canonical: str | None = None, *, string: str | bytes | None = Non
     check_name(content.replace("/", ""))
     part = Part()
     part._content = content
-    if params is not None and not isinstance(params, Mapping):
-        raise TypeError(f"params= takes a mapping of names to values, not a {type(params).__name__}")
-    params = dict(params or {})
+    # a mapping, or (name, value) pairs as header= takes them (TypeError for a string)
+    params = dict(params) if isinstance(params, Mapping) else dict(header_fields(params, "params="))
     for pname, pvalue in params.items():
         check_name(pname)
         check_value(pname, pvalue)
