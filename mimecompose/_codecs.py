@@ -203,7 +203,7 @@ def word_encode(charset: str, method: str, text: str, maxlength: int = 66) -> st
     if m is None:
         raise MimeError(f"unknown encoding method {method!r}: use quoted-printable or base64")
     require_str(text, "word_encode(text=)")
-    codec = python_codec(charset)
+    codec = python_codec(require_str(charset, "word_encode(charset=)"))
     if codec is None:
         raise MimeError(f"unknown charset {charset!r}")
     label = mime_charset(charset)

@@ -148,6 +148,8 @@ def test_another_type_where_text_belongs_is_a_type_error_or_a_typed_one(entry: s
     (lambda: list(mimecompose.iter_addresses({"a": 1})), "iter_addresses"),
     (lambda: mimecompose.word_decode(None), "word_decode"),
     (lambda: mimecompose.word_encode("utf-8", "q", 7), "word_encode"),
+    (lambda: mimecompose.word_encode(None, "q", "x"), "word_encode(charset=)"),
+    (lambda: mimecompose.word_encode("utf-8", 7, "x"), "word_encode(method=)"),
     (lambda: mimecompose.initialize("text/plain", string="x").getheader(7), "getheader"),
     (lambda: smtpsend.Transport(servers=["localhost"], client=b"host"), "client="),
 ])
