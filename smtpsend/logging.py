@@ -160,10 +160,16 @@ class SMTPHandler(logging.handlers.SMTPHandler):
         if self.secure:
             if "ssl_context" in extra:
                 raise ValueError("secure=(keyfile, certfile) and transport={'ssl_context': ...} do not mix")
+            if len(self.secure) > 2:
+                raise ValueError("secure is (), (keyfile,) or (keyfile, certfile)")
             keyfile = self.secure[0]
             certfile = self.secure[1] if len(self.secure) > 1 else keyfile
             context = ssl.create_default_context()
-            context.load_cert_chain(certfile, keyfile)
+            try:
+                context.load_cert_chain(certfile, keyfile)
+            except (OSError, ssl.SSLError) as exc:   # the error itself names no file
+                raise ValueError(f"secure=: cannot load the client certificate {certfile!r} "
+                                 f"(key {keyfile!r}): {getattr(exc, 'strerror', None) or exc}") from None
             options["ssl_context"] = context
         options.update(extra)
         return options

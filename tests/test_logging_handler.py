@@ -351,3 +351,16 @@ def test_a_transport_of_the_application_is_used_and_left_open(server, made):
         assert not transport.closed
         assert transport.stats.messages_sent == 1
     assert body(server.messages[0]) == "shared\n"
+
+
+@pytest.mark.parametrize("secure,message", [
+    (("missing-key.pem",), r"^secure=: cannot load the client certificate 'missing-key\.pem' \(key "
+                           r"'missing-key\.pem'\): No such file"),
+    (("key.pem", "cert.pem", "extra"), r"^secure is \(\), \(keyfile,\) or \(keyfile, certfile\)$"),
+])
+def test_a_secure_tuple_that_cannot_be_used_is_a_value_error_naming_the_file(tmp_path, monkeypatch, secure, message):
+    """ssl's own error for a missing file names no file; the handler's does,
+    at construction, before any record is logged."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        SMTPHandler("localhost", "app@example.com", ["ops@example.com"], "errors", secure=secure)
