@@ -76,5 +76,6 @@ def require_str(value: Any, what: str) -> str:
     """``value``, which must be a str: TypeError naming ``what`` otherwise
     (a caller's bytes, number or None is never converted silently)."""
     if not isinstance(value, str):
-        raise TypeError(f"{what} takes a str, not a {type(value).__name__}")
+        kind = type(value).__name__
+        raise TypeError(f"{what} takes a str, not {'an' if kind[:1] in 'aeiou' else 'a'} {kind}")
     return value
