@@ -26,14 +26,15 @@ replies it reads) and smtpsend._sockets (to map its errors).
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Generator, Generic, Iterable, Optional, TypeVar, Union
 
-from ._errors import Timeout
+from ._errors import Timeout, UsageError
 
 __all__ = ["Action", "Checkin", "Checkout", "Close", "Connect", "Deadline", "Dialogue", "Read", "Resolve",
-           "Send", "StartTLS", "Steps", "TLSInfo", "Timeouts"]
+           "Send", "StartTLS", "Steps", "TLSInfo", "Timeouts", "usable_seconds"]
 
 T = TypeVar("T")
 
@@ -210,7 +211,19 @@ class Timeouts:
     @classmethod
     def make(cls, timeout: Optional[float], maxsecs: float) -> "Timeouts":
         """``timeout`` for every wait (the RFC's defaults when None), and
-        ``maxsecs`` for the reply to the message data."""
+        ``maxsecs`` for the reply to the message data. UsageError unless
+        each is a usable wait (:func:`usable_seconds`)."""
+        if not usable_seconds(maxsecs) or (timeout is not None and not usable_seconds(timeout)):
+            raise UsageError("timeout= and maxsecs= must be positive numbers of seconds "
+                             f"(at most {threading.TIMEOUT_MAX:.0f})")
         if timeout is None:
             return cls(final=maxsecs)
         return cls(timeout, timeout, timeout, timeout, timeout, maxsecs)
+
+
+def usable_seconds(value: object) -> bool:
+    """True for a wait a socket, a lock and the event loop all take: a
+    number of seconds above 0 and at most threading.TIMEOUT_MAX (NaN and
+    infinity are not; a bool is not a number of seconds)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and 0 < value <= threading.TIMEOUT_MAX)

@@ -153,14 +153,12 @@ def route(*, servers: Servers = ("localhost",), ports: Ports = None, client: Opt
         raise UsageError("tlsimport=True and usetls=False contradict each other")
     if not usetls and tlspolicy == "secure":
         raise UsageError("tlspolicy='secure' and usetls=False contradict each other")
-    if maxsecs is None or maxsecs <= 0 or (timeout is not None and timeout <= 0):
-        raise UsageError("timeout= and maxsecs= must be positive numbers of seconds")
+    timeouts = Timeouts.make(timeout, maxsecs)   # UsageError for a wait no socket takes
     policy = tls_policy(tlspolicy)
     urls = [server_url(entry) for entry in names]
     secret_password, secret_token = credentials(username, password, token,
                                                 urls_name_users=any(u and u.username for u in urls))
     name = client_name(client, [u.server if u else entry for u, entry in zip(urls, names)])
-    timeouts = Timeouts.make(timeout, maxsecs)
     default_port = protocol_port(protocol, tlsimport)
     targets = []
     for i, (url, entry) in enumerate(zip(urls, names)):

@@ -131,6 +131,8 @@ def parse_server(entry: str, port: Optional[int], default: int) -> tuple[str, in
         if port:
             raise UsageError(f"server {entry!r} is a Unix socket: it takes no port (ports= gave {port})")
         return entry, 0
+    if port:
+        port = port_number(port)   # 1 to 65535: the resolver would take 70000 as 4464
     if entry.startswith("["):
         host, bracket, rest = entry[1:].partition("]")
         if not bracket:

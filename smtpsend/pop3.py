@@ -65,8 +65,9 @@ import mimecompose
 
 from ._data import unstuff
 from ._deprecated import keyword_only, warn
-from ._driver import Deadline
+from ._driver import Deadline, usable_seconds
 from ._errors import RemoteProtocolError, SMTPError, TLSRequired, TransportError, UsageError
+from ._options import port_number
 from ._sasl import (Begin, Cancel, Challenge, Final, Note, Outcome, SASLFailure, Step, TokenArg, TokenFailure,
                     authenticate, choose, run)
 from ._secret import Secret
@@ -116,6 +117,8 @@ def _check_field(name: str, value: str) -> None:
     may be a password -- when ``value`` cannot go into a command line: CR,
     LF or NUL (command injection), or text that is not valid Unicode (a
     lone surrogate from os.environ or argv)."""
+    if not isinstance(value, str):
+        raise TypeError(f"the {name} must be a str, not {type(value).__name__}")
     if any(c in value for c in "\r\n\0"):
         raise UsageError(f"the {name} contains CR, LF or NUL")
     try:
@@ -211,6 +214,8 @@ class POP3:
         (``timeout``, default the connection's). ``shown`` replaces the
         line in the log and in errors (it hides a secret)."""
         verb = (shown or line).split(" ", 1)[0]
+        if timeout is not None and not usable_seconds(timeout):   # checked before anything is sent
+            raise UsageError(f"timeout= must be a positive number of seconds, not {timeout!r}")
         if any(c in line for c in "\r\n\0"):
             raise UsageError(f"CR, LF or NUL in a POP3 {verb} command")
         data: Optional[bytes]
@@ -558,13 +563,17 @@ class POP3:
         whatever its size); returns the octets written. The whole message
         within ``timeout`` seconds (as for retr). An error of ``fileobj``
         closes the connection (the rest of the message cannot be told from
-        the next response) and propagates."""
+        the next response) and propagates; TypeError, before RETR is sent,
+        for an object with no ``write``."""
+        write = getattr(fileobj, "write", None)
+        if not callable(write):
+            raise TypeError(f"retr_to() takes a binary file object, not a {type(fileobj).__name__}")
         self._command(f"RETR {int(n)}", timeout=timeout)
         count = 0
 
         def sink(line: bytes) -> None:
             nonlocal count
-            fileobj.write(line)
+            write(line)
             count += len(line)
 
         self._body(sink)
@@ -718,6 +727,10 @@ def connect(host: Optional[str] = None, *, port: Optional[int] = None, usetls: b
         raise UsageError("tlsimport=True and usetls=False contradict each other")
     if not usetls and tlspolicy == "secure":
         raise UsageError("usetls=False and tlspolicy='secure' contradict each other")
+    if not usable_seconds(timeout):
+        raise UsageError(f"timeout= must be a positive number of seconds, not {timeout!r}")
+    if port:
+        port = port_number(port)   # 1 to 65535: the resolver would take 70000 as 4464
     implicit = bool(tlsimport) if tlsimport is not None else (usetls and port == 995)
     port = port or (995 if implicit else 110)
     with _pop3_errors(), transport_errors("connect", timeout=timeout, host=host, port=port):

@@ -184,3 +184,35 @@ def test_params_as_pairs_still_work_as_a_mapping_does() -> None:
     mapping = mimecompose.initialize("text/plain", string="x", params={"format": "flowed"})
     assert pairs.buildmessage() == mapping.buildmessage()
     assert b"format=flowed" in pairs.buildmessage()
+
+
+RAW_TO = b"From: a@example.com\r\nTo: b@example.com\r\n\r\nx\r\n"
+
+
+@pytest.mark.parametrize("call", [
+    lambda: smtpsend.connect("127.0.0.1", port=70000),
+    lambda: smtpsend.connect("[::1]", port=70000),
+    lambda: smtpsend.connect("127.0.0.1", port=2 ** 70),
+])
+def test_a_port_out_of_range_is_refused_not_wrapped(call: Callable[[], Any]) -> None:
+    """The resolver takes port 70000 as 70000 - 65536 = 4464: connect()
+    would have reached another service. It checks the range, as
+    sendmessage's ports= always did."""
+    with pytest.raises(smtpsend.UsageError, match="out of range"):
+        call()
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), 1e300, 0, -1, True])
+@pytest.mark.parametrize("send", [
+    lambda **o: smtpsend.sendmessage(RAW_TO, servers=["127.0.0.1:1"], **o),
+    lambda **o: smtpsend.connect("127.0.0.1", port=1, **o),
+    lambda **o: smtpsend.Transport(servers=["127.0.0.1"], **o),
+])
+@pytest.mark.parametrize("name", ["timeout", "maxsecs"])
+def test_a_wait_no_socket_takes_is_a_usage_error_before_connecting(send: Callable[..., Any], name: str,
+                                                                   seconds: float) -> None:
+    """NaN, infinity and numbers past threading.TIMEOUT_MAX used to reach
+    the socket (ValueError, OverflowError); now they are refused with the
+    other bad options."""
+    with pytest.raises(smtpsend.UsageError, match="must be positive numbers of seconds"):
+        send(**{name: seconds})

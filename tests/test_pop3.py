@@ -221,6 +221,34 @@ def test_injection_refused():
         box.close()
 
 
+def test_wrong_arguments_are_refused_before_anything_is_sent():
+    """A file with no write(), an unusable timeout and a user name that is
+    not text are refused before the command goes out, so the connection
+    stays in step: the NOOP after them gets its own reply."""
+    script = [("S", GREETING), *NO_STLS, ("C", b"NOOP\r\n"), ("S", b"+OK\r\n"),
+              ("C", b"QUIT\r\n"), ("S", b"+OK bye\r\n")]
+    with Conversation(script) as server:
+        with open_box(server) as box:
+            with pytest.raises(TypeError, match="retr_to"):
+                box.retr_to(1, None)
+            with pytest.raises(smtpsend.UsageError, match="timeout="):
+                box.retr_bytes(1, timeout=float("nan"))
+            with pytest.raises(TypeError, match="the user name must be a str"):
+                box.apop(["alice"], "pw")
+            assert box.noop() == ""
+
+
+@pytest.mark.parametrize("options,message", [
+    (dict(port=70000), "port 70000 out of range"),
+    (dict(port=1, timeout=float("nan")), "timeout="),
+    (dict(port=1, timeout=1e300), "timeout="),
+    (dict(port=1, timeout=0), "timeout="),
+])
+def test_connect_options_no_socket_takes_are_usage_errors(options, message):
+    with pytest.raises(smtpsend.UsageError, match=message):
+        pop3.connect("127.0.0.1", usetls=False, **options)
+
+
 # ---------------------------------------------------------------- against Dovecot
 
 
