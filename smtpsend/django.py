@@ -54,6 +54,7 @@ from django.core.mail.backends.base import BaseEmailBackend  # type: ignore[impo
 
 import mimecompose
 from mimecompose import Part
+from mimecompose.args import one_or_many
 
 import smtpsend
 
@@ -376,12 +377,13 @@ def transport_options(host: Optional[str] = None, port: Optional[int] = None, us
     login = bool(username and password)   # Django logs in only with both
     certfile = settings.EMAIL_SSL_CERTFILE if ssl_certfile is None else ssl_certfile
     keyfile = settings.EMAIL_SSL_KEYFILE if ssl_keyfile is None else ssl_keyfile
-    servers, ports = extra.pop("servers", None), extra.pop("ports", None)
+    # one server or a list, as Transport takes them: a str is never taken apart into characters
+    servers = one_or_many(extra.pop("servers", None), "SMTPSEND['servers']", single=(str, smtpsend.ServerURL))
+    ports = one_or_many(extra.pop("ports", None), "SMTPSEND['ports']", single=(str, int))
     if host:
-        servers, ports = [host], None
+        servers, ports = [host], []
     elif not servers:
         servers = [settings.EMAIL_HOST]
-    servers = list(servers)
     if not ports:
         # a URL names its own port (or its scheme's: smtps:// is 465);
         # EMAIL_PORT is for plain host names

@@ -125,6 +125,8 @@ class SMTPHandler(logging.handlers.SMTPHandler):
         if not self.toaddrs:
             raise ValueError("toaddrs is empty: give at least one address")
         self.subject = str(subject)
+        if isinstance(secure, (str, bytes)):   # tuple() would take a path apart into characters
+            raise TypeError("secure is a tuple: (), (keyfile,) or (keyfile, certfile)")
         self.secure = tuple(secure) if secure is not None else None   # type: ignore[assignment]
         self.timeout = float(timeout)
         self.username = None

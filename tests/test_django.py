@@ -354,6 +354,19 @@ def test_a_url_in_smtpsend_servers_keeps_its_own_port_and_tls(server_tls, client
         assert mail.get_connection().ports == [None, 2525]
 
 
+def test_one_server_given_as_a_string_is_one_server_not_its_characters(server):
+    """SMTPSEND["servers"] as one string was taken apart into characters
+    (list("mail.example.com")); it is one server, as for Transport."""
+    with override_settings(EMAIL_BACKEND=BACKEND, EMAIL_PORT=1, SMTPSEND={"servers": f"127.0.0.1:{server.port}"}):
+        backend = mail.get_connection()
+        assert backend.servers == [f"127.0.0.1:{server.port}"] and backend.ports == [1]
+        assert mail.send_mail("x", "y", "a@example.com", ["b@example.com"]) == 1
+    assert len(server.messages) == 1
+    with override_settings(EMAIL_BACKEND=BACKEND, SMTPSEND={"servers": 7}):
+        with pytest.raises(TypeError, match=r"SMTPSEND\['servers'\] takes one item or a list"):
+            mail.get_connection()
+
+
 def test_email_ssl_certfile_is_the_client_certificate(ca, tmp_path):
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("localhost").configure_cert(server_context)

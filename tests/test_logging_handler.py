@@ -364,3 +364,8 @@ def test_a_secure_tuple_that_cannot_be_used_is_a_value_error_naming_the_file(tmp
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match=message):
         SMTPHandler("localhost", "app@example.com", ["ops@example.com"], "errors", secure=secure)
+
+
+def test_a_secure_path_given_as_a_string_is_refused_not_taken_apart():
+    with pytest.raises(TypeError, match=r"secure is a tuple"):
+        SMTPHandler("localhost", "app@example.com", ["ops@example.com"], "errors", secure="client.pem")
