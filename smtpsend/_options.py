@@ -153,9 +153,14 @@ def parse_server(entry: str, port: Optional[int], default: int) -> tuple[str, in
 
 def server_list(servers: Servers) -> list[Union[str, ServerURL]]:
     """The servers to try, blank entries left out; UsageError for none. A
-    ServerURL stays one (its password is a Secret), anything else is str()."""
-    names = [s if isinstance(s, ServerURL) else str(s)
-             for s in one_or_many(servers, "servers=", single=(str, ServerURL))]
+    ServerURL stays one (its password is a Secret), anything else is str()
+    (an ipaddress address, say) -- but None or a number is a TypeError, not
+    the host "None" or "7"."""
+    entries = one_or_many(servers, "servers=", single=(str, ServerURL))
+    for entry in entries:
+        if entry is None or isinstance(entry, (int, float)):
+            raise TypeError(f"servers= entries are host names, addresses or URLs, not {entry!r}")
+    names = [s if isinstance(s, ServerURL) else str(s) for s in entries]
     names = [s for s in names if isinstance(s, ServerURL) or s.strip()]
     if not names:
         raise UsageError("no servers given")

@@ -216,3 +216,16 @@ def test_a_wait_no_socket_takes_is_a_usage_error_before_connecting(send: Callabl
     other bad options."""
     with pytest.raises(smtpsend.UsageError, match="must be positive numbers of seconds"):
         send(**{name: seconds})
+
+
+@pytest.mark.parametrize("servers", [[None], [7], ["mail.example.com", 1.5]])
+def test_a_server_entry_that_is_none_or_a_number_is_a_type_error(servers: list[Any]) -> None:
+    """Not the host "None" or "7" (which resolves to 0.0.0.7)."""
+    with pytest.raises(TypeError, match="servers= entries are host names"):
+        smtpsend.Transport(servers=servers)
+
+
+def test_an_ipaddress_server_entry_is_its_text() -> None:
+    import ipaddress
+    transport = smtpsend.Transport(servers=[ipaddress.ip_address("127.0.0.1")])
+    assert "127.0.0.1" in repr(transport)
