@@ -36,11 +36,15 @@ import re
 import secrets
 import ssl
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional, TypeVar
 
+from mimecompose.args import one_or_many
+
 from ._async import within, start_tls
 from ._deprecated import keyword_only, renamed, warn
+from ._driver import usable_seconds
 from ._envelope import Envelope
 
 __all__ = ["CaptureServer", "Captured", "printable"]
@@ -191,7 +195,21 @@ class CaptureServer:
             raise ValueError(f"bare_lf must be 'accept' or 'refuse', not {bare_lf!r}")
         if tlsimport and tls_context is None:
             raise ValueError("tlsimport=True needs a tls_context")
-        self.extensions = list(extensions)
+        if not (isinstance(port, int) and 0 <= port < 65536):
+            raise ValueError(f"port must be 0 (any free one) to 65535, not {port!r}")
+        for name, value, least in (("max_line", max_line, 1), ("max_recipients", max_recipients, 1),
+                                   ("max_clients", max_clients, 1), ("max_receiving", max_receiving, 1),
+                                   ("keep", keep, 0), ("keep_octets", keep_octets, 0),
+                                   ("keep_commands", keep_commands, 0)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"{name} must be a whole number from {least} up, not {value!r}")
+        if not usable_seconds(idle_timeout):
+            raise ValueError(f"idle_timeout must be a positive number of seconds, not {idle_timeout!r}")
+        for name, mapping in (("users", users), ("tokens", tokens), ("responses", responses)):
+            if mapping is not None and not isinstance(mapping, Mapping):
+                raise TypeError(f"{name}= takes a mapping, not a {type(mapping).__name__}")
+        # one EHLO keyword, or a list of them: a str is never taken apart into characters
+        self.extensions = one_or_many(extensions, "extensions=")
         self.users = dict(users or {})
         self.tokens = dict(tokens or {})
         self.tls_context = tls_context

@@ -481,3 +481,20 @@ def test_stop_with_clients_connected_is_clean(ca, tmp_path):
     assert result.returncode == 0, result.stderr.decode()
     assert result.stderr == b""
     assert result.stdout.strip() == b"[b'', b'', b'']"     # each connection closed by the server
+
+
+def test_one_extension_given_as_a_string_is_one_extension_not_its_characters():
+    with CaptureServer("PIPELINING") as server:
+        with smtpsend.connect("127.0.0.1", port=server.port) as client:
+            extensions = client.ehlo()
+            assert "PIPELINING" in extensions and "P" not in extensions
+
+
+@pytest.mark.parametrize("options,error", [
+    (dict(port=70000), ValueError), (dict(port=-1), ValueError), (dict(max_clients=0), ValueError),
+    (dict(keep=-1), ValueError), (dict(max_line=True), ValueError), (dict(idle_timeout=float("nan")), ValueError),
+    (dict(users="alice"), TypeError), (dict(responses=[("MAIL", (550, "no"))]), TypeError),
+])
+def test_options_no_server_can_run_with_are_refused_when_it_is_made(options, error):
+    with pytest.raises(error):
+        CaptureServer(**options)
