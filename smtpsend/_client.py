@@ -20,6 +20,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, TypeVar, Union
 
 from mimecompose import DKIMSigner
+from mimecompose.args import one_or_many
 
 from . import _verdicts as verdict
 from ._bulk import Outcome
@@ -244,12 +245,12 @@ class Client:
         self._run(session.login(username, secret_password, secret_token))
 
     def mail(self, sender: str, *, params: Iterable[str] = ()) -> Reply:
-        """MAIL FROM:<sender> with ``params``; returns the reply."""
-        return self.command(f"MAIL FROM:<{sender}>" + "".join(" " + p for p in params))
+        """MAIL FROM:<sender> with ``params`` (one str or a list); returns the reply."""
+        return self.command(f"MAIL FROM:<{sender}>" + _parameters(params))
 
     def rcpt(self, address: str, *, params: Iterable[str] = ()) -> Reply:
-        """RCPT TO:<address> with ``params``; returns the reply."""
-        return self.command(f"RCPT TO:<{address}>" + "".join(" " + p for p in params))
+        """RCPT TO:<address> with ``params`` (one str or a list); returns the reply."""
+        return self.command(f"RCPT TO:<{address}>" + _parameters(params))
 
     def data(self, message: Message) -> Reply:
         """DATA and the message (dot-stuffed, CRLF); returns the final
@@ -324,7 +325,7 @@ class Client:
 
     def _reverse_path(self, verb: str, sender: str, params: Iterable[str]) -> Reply:
         """``VERB FROM:<sender>`` and the parameters, as mail() writes MAIL."""
-        return self._rfc821(verb, f"{verb} FROM:<{sender}>" + "".join(" " + p for p in params))
+        return self._rfc821(verb, f"{verb} FROM:<{sender}>" + _parameters(params))
 
     def _rfc821(self, verb: str, line: str) -> Reply:
         """One of the commands RFC 5321 dropped: the reply when positive;
@@ -384,6 +385,12 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _parameters(params: Union[str, Iterable[str]]) -> str:
+    """ESMTP parameters as they follow the address: one given as a str is
+    one parameter (``"SIZE=1000"``), never one per character."""
+    return "".join(" " + p for p in one_or_many(params, "params="))
 
 
 @keyword_only("port")

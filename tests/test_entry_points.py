@@ -229,3 +229,17 @@ def test_an_ipaddress_server_entry_is_its_text() -> None:
     import ipaddress
     transport = smtpsend.Transport(servers=[ipaddress.ip_address("127.0.0.1")])
     assert "127.0.0.1" in repr(transport)
+
+
+def test_one_esmtp_parameter_given_as_a_string_is_one_parameter() -> None:
+    """Client.mail(params="SIZE=10") sent "MAIL FROM:<a> S I Z E = 1 0"."""
+    from smtpsend.testing import CaptureServer
+    with CaptureServer() as server:
+        with smtpsend.connect("127.0.0.1", port=server.port) as client:
+            client.mail("a@example.com", params="SIZE=10")
+            client.rcpt("b@example.com", params="NOTIFY=NEVER")
+            client.rset()
+            client.mail("a@example.com", params=["SIZE=10", "BODY=8BITMIME"])
+        sent = list(server.commands)
+    assert "MAIL FROM:<a@example.com> SIZE=10" in sent and "RCPT TO:<b@example.com> NOTIFY=NEVER" in sent
+    assert "MAIL FROM:<a@example.com> SIZE=10 BODY=8BITMIME" in sent
