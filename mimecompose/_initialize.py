@@ -108,6 +108,8 @@ def initialize(canonical: str | None = None, *, string: str | bytes | None = Non
             raise MimeError(f"{canonical} and parts= do not mix: parts need multipart/* or message/rfc822")
         if encoding is not None:
             raise MimeError("encoding= and parts= do not mix")
+        if isinstance(parts, (PartData, str, bytes)):
+            raise MimeError("parts= takes a list of Part objects (one part: parts=[part])")
         children: list[PartData] = list(parts)
         if not all(isinstance(p, Part) for p in children):
             raise MimeError("parts= takes Part objects")

@@ -14,12 +14,13 @@ the server closed between messages is opened again.
 
 from __future__ import annotations
 
+import email.message
 import ssl
 import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, TypeVar, Union
 
-from mimecompose import DKIMSigner
+from mimecompose import DKIMSigner, Part
 from mimecompose.args import one_or_many
 
 from . import _verdicts as verdict
@@ -177,6 +178,8 @@ class Client:
         options = Delivery(atleastone=atleastone, ret=ret, envid=envid, notify=notify, orcpt=orcpt,
                            require_dsn=require_dsn, deliverby=deliverby, priority=priority,
                            requiretls=requiretls, mail_auth=mail_auth)
+        if isinstance(parts, (str, bytes, bytearray, Part, email.message.Message)):
+            raise TypeError("sendmessages() takes a list of messages (one message: sendmessage())")
         batch = []
         for part in parts:
             message = as_part(part)

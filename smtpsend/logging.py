@@ -117,6 +117,8 @@ class SMTPHandler(logging.handlers.SMTPHandler):
         if isinstance(mailhost, (list, tuple)):
             if len(mailhost) != 2:
                 raise ValueError(f"mailhost is 'host' or (host, port), not {mailhost!r}")
+            if isinstance(mailhost[1], bool) or not str(mailhost[1]).isdigit():
+                raise ValueError(f"mailhost's port must be a number, not {mailhost[1]!r}")
             self.mailhost, self.mailport = str(mailhost[0]), int(mailhost[1])
         else:
             self.mailhost, self.mailport = str(mailhost), None

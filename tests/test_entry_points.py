@@ -243,3 +243,25 @@ def test_one_esmtp_parameter_given_as_a_string_is_one_parameter() -> None:
         sent = list(server.commands)
     assert "MAIL FROM:<a@example.com> SIZE=10" in sent and "RCPT TO:<b@example.com> NOTIFY=NEVER" in sent
     assert "MAIL FROM:<a@example.com> SIZE=10 BODY=8BITMIME" in sent
+
+
+def test_one_message_where_a_list_of_them_belongs_says_so() -> None:
+    """sendmessages(b"...") iterated the bytes and refused "a int"; a Part
+    was "not iterable"; parts=part the same."""
+    from smtpsend.testing import CaptureServer
+    one = mimecompose.initialize("text/plain", string="x", header=[("From", "a@example.com"),
+                                                                   ("To", "b@example.com")])
+    with CaptureServer() as server:
+        with smtpsend.connect("127.0.0.1", port=server.port) as client:
+            for message in (RAW_TO, one, one.buildmessage().decode()):
+                with pytest.raises(TypeError, match=r"sendmessages\(\) takes a list of messages"):
+                    client.sendmessages(message)
+            assert client.sendmessages([RAW_TO, one]) == [[], []]
+    with pytest.raises(MimeError, match="parts= takes a list of Part objects"):
+        mimecompose.initialize("multipart/mixed", parts=one)
+
+
+def test_a_logging_mailhost_port_that_is_not_a_number_is_named() -> None:
+    import smtpsend.logging
+    with pytest.raises(ValueError, match="mailhost's port must be a number, not 'smtp'"):
+        smtpsend.logging.SMTPHandler(("localhost", "smtp"), "a@example.com", "b@example.com", "s")
