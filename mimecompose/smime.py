@@ -67,6 +67,8 @@ def _pem(value: PemArg, what: str) -> bytes:
                 return fh.read()
         except OSError as exc:
             raise MimeError(f"cannot read the {what} file: {exc.strerror}") from None
+        except ValueError:   # a NUL, or a lone surrogate the file system cannot encode
+            raise MimeError(f"cannot read the {what} file: its name is not a usable path") from None
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
     raise MimeError(f"the {what} must be PEM bytes, PEM text or a path, not {type(value).__name__}")

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Union
 
+from mimecompose.args import require_str
+
 from ._data import MessageData, xtext
 from ._driver import TLSInfo
 from ._envelope import Envelope
@@ -61,7 +63,7 @@ class Delivery:
 
     def __post_init__(self) -> None:
         if self.ret is not None:
-            object.__setattr__(self, "ret", self.ret.upper())
+            object.__setattr__(self, "ret", require_str(self.ret, "ret=").upper())
             if self.ret not in ("FULL", "HDRS"):
                 raise UsageError(f"ret must be FULL or HDRS, not {self.ret!r}")
         if self.envid is not None and (not self.envid or len(self.envid) > 100

@@ -265,3 +265,15 @@ def test_a_logging_mailhost_port_that_is_not_a_number_is_named() -> None:
     import smtpsend.logging
     with pytest.raises(ValueError, match="mailhost's port must be a number, not 'smtp'"):
         smtpsend.logging.SMTPHandler(("localhost", "smtp"), "a@example.com", "b@example.com", "s")
+
+
+def test_a_dsn_ret_that_is_not_text_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="ret= takes a str"):
+        smtpsend.Delivery(ret=7)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("path", ["cert-\ud800.pem", "cert\x00.pem"])
+def test_an_smime_certificate_path_no_file_system_takes_is_a_mime_error(path: str) -> None:
+    from mimecompose import smime
+    with pytest.raises(MimeError, match="not a usable path"):
+        smime.sign(mimecompose.initialize("text/plain", string="x"), certificate=path, key=b"x")
