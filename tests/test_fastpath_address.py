@@ -9,10 +9,9 @@ them, the shared header vectors and the address headers of the shared corpus
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from typing import Any, Iterator
+from typing import Iterator
 from unittest import mock
 
 import pytest
@@ -22,9 +21,10 @@ import mimecompose
 from mimecompose import Address, _address, iter_addresses, parseaddress
 from mimecompose._address import _FAST_LIST, _fast_patterns, _iter_addresses_general
 
+import vectors
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(REPO, "..", "shared")
-VECTORS = os.path.join(SHARED, "vectors")
 CORPUS = os.path.join(SHARED, "corpus", "messages")
 
 
@@ -305,19 +305,9 @@ def test_the_match_is_linear_without_possessives_too(text: str) -> None:
 # ---------------------------------------------------------- shared inputs
 
 def _vector_inputs() -> list[str]:
-    if not os.path.isdir(VECTORS):
-        pytest.skip("the shared test vectors (../shared/vectors next to the repository) are absent")
-    found: list[str] = []
-    for name in sorted(os.listdir(VECTORS)):
-        if name.endswith(".json"):
-            with open(os.path.join(VECTORS, name), encoding="utf-8") as fh:
-                vectors: list[dict[str, Any]] = json.load(fh)["vectors"]
-            for v in vectors:
-                if v["kind"] in ("address", "addr_spec"):
-                    value = v["input"]
-                    found.append(bytes.fromhex(value["bytes_hex"]).decode("utf-8", "surrogateescape")
-                                 if isinstance(value, dict) else str(value))
-    return found
+    if not vectors.present():
+        pytest.skip(vectors.ABSENT)
+    return [vectors.text(v["input"]) for v in vectors.load(("address", "addr_spec"))]
 
 
 def test_every_address_vector_agrees() -> None:

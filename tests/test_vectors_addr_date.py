@@ -10,8 +10,6 @@ we agree with after all is an error too, so the tables cannot go stale.
 
 from __future__ import annotations
 
-import json
-import os
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
@@ -19,21 +17,15 @@ import pytest
 
 from mimecompose import Address, formataddress, parseaddress, parsedatetime
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VECTORS = os.path.join(REPO, "..", "shared", "vectors")
+import vectors
 
 Vector = dict[str, Any]
 
 
 def _load(kinds: tuple[str, ...]) -> list[Vector]:
-    if not os.path.isdir(VECTORS):
-        pytest.skip("the shared test vectors (../shared/vectors next to the repository) are absent")
-    found: list[Vector] = []
-    for name in sorted(os.listdir(VECTORS)):
-        if name.endswith(".json"):
-            with open(os.path.join(VECTORS, name), encoding="utf-8") as fh:
-                found.extend(v for v in json.load(fh)["vectors"] if v["kind"] in kinds)
-    return found
+    if not vectors.present():
+        pytest.skip(vectors.ABSENT)
+    return vectors.load(kinds)
 
 
 def _key(text: str) -> str:
@@ -41,11 +33,7 @@ def _key(text: str) -> str:
     return text if len(text) <= 200 else f"{text[:60]}...[{len(text)} characters]...{text[-30:]}"
 
 
-def _text(value: Any) -> str:
-    """A vector's string; invalid UTF-8 is stored as hex and given as surrogate escapes."""
-    if isinstance(value, dict):
-        return bytes.fromhex(value["bytes_hex"]).decode("utf-8", "surrogateescape")
-    return str(value)
+_text = vectors.text   # a vector's string (invalid UTF-8 as surrogate escapes)
 
 
 # --- dates ---------------------------------------------------------------

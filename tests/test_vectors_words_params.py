@@ -12,8 +12,6 @@ disagreement not in the list.
 
 from __future__ import annotations
 
-import json
-import pathlib
 import re
 from typing import Any
 
@@ -22,30 +20,15 @@ import pytest
 import mimecompose
 from mimecompose import MimeError, field_decode, word_decode, word_encode
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-VECTOR_DIR = REPO.parent / "shared" / "vectors"
+import vectors
+
 KINDS = ("word_decode", "field_decode", "word_encode", "params")
 _TOKEN = r"[!#$%&'*+\-.0-9A-Za-z^_`{|}~]+"
 _MEDIA_TYPE = re.compile(f"{_TOKEN}(?:/{_TOKEN})?")   # Go's media type: a token, or type/subtype
 
 
-def _text(value: Any) -> str:
-    """A vector string; invalid UTF-8 is stored as hex and handed over as surrogate escapes."""
-    if isinstance(value, dict):
-        return bytes.fromhex(value["bytes_hex"]).decode("utf-8", "surrogateescape")
-    return str(value)
-
-
-def _load() -> list[dict[str, Any]]:
-    vectors: list[dict[str, Any]] = []
-    for path in sorted(VECTOR_DIR.glob("*.json")):
-        for vector in json.loads(path.read_text(encoding="utf-8"))["vectors"]:
-            if vector["kind"] in KINDS:
-                vectors.append(vector)
-    return vectors
-
-
-VECTORS = _load() if VECTOR_DIR.is_dir() else []
+_text = vectors.text   # a vector's string (invalid UTF-8 as surrogate escapes)
+VECTORS = vectors.load(KINDS)
 
 
 # ---------------------------------------------------------------- running one vector
